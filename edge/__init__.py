@@ -1,0 +1,1 @@
+"""Edge: MQTT gateway, device protocol and sensor simulator."""

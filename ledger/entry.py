@@ -1,0 +1,268 @@
+"""Ledger entries: RFC 8785 canonical JSON with the global chain (`prev`) and the lot chain (`lot_prev`).
+
+An entry is the exact bytes of the canonical JSON object
+
+    {"actor": ..., "body": {...}, "kind": ..., "lot": <chain key or null>,
+     "lot_prev": <hex leaf hash or null>, "prev": <hex leaf hash or null>, "time": <RFC 3339>, "v": 1}
+
+`prev` is the leaf hash of the previous entry in the log; `lot_prev` the leaf hash of the previous entry with
+the same `lot` (a lot code, or another chain key such as `plot:<code>` for a plot's sensor readings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger.errors import BrokenChainError, MalformedError
+from ledger.merkle import leaf_hash
+
+ENTRY_VERSION = 1
+MAX_SAFE_INTEGER = 2**53 - 1
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_encode_string = json.JSONEncoder(ensure_ascii=False).encode
+_fast_dumps = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
+
+
+def _es6_number(value: float) -> str:
+    """Format a finite float as ECMAScript Number::toString does (RFC 8785 section 3.2.2.3)."""
+    if value == 0:
+        return "0"
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    sign = "-" if value < 0 else ""
+    # repr gives the shortest round-tripping digits; only their layout differs from ECMAScript.
+    mantissa, _, exp_text = repr(abs(value)).partition("e")
+    int_part, _, frac_part = mantissa.partition(".")
+    all_digits = int_part + frac_part
+    stripped = all_digits.lstrip("0")
+    point = len(int_part) + (int(exp_text) if exp_text else 0) - (len(all_digits) - len(stripped))
+    digits = stripped.rstrip("0")
+    k = len(digits)
+    if k <= point <= 21:
+        return sign + digits + "0" * (point - k)
+    if 0 < point <= 21:
+        return sign + digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return sign + "0." + "0" * (-point) + digits
+    exp = point - 1
+    exp_str = f"e+{exp}" if exp >= 0 else f"e-{-exp}"
+    return sign + digits[0] + ("." + digits[1:] if k > 1 else "") + exp_str
+
+
+def _needs_slow_path(value: Any) -> bool:
+    """Check a JSON value; True when the C encoder's output would differ from RFC 8785."""
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise MalformedError(f"integer {value} is outside the I-JSON range")
+        return False
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise MalformedError("NaN and infinities are not JSON")
+        return value.is_integer() or "e" in repr(value)
+    if isinstance(value, Mapping):
+        slow = False
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise MalformedError(f"object key {key!r} is not a string")
+            # Python sorts by code point, RFC 8785 by UTF-16 unit: they differ only above the BMP.
+            if not key.isascii() and any(ord(c) > 0xFFFF for c in key):
+                slow = True
+            slow = _needs_slow_path(item) or slow
+        return slow
+    if isinstance(value, list | tuple):
+        return any([_needs_slow_path(item) for item in value])
+    raise MalformedError(f"{type(value).__name__} is not a JSON value")
+
+
+def _slow_encode(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _es6_number(value)
+    if isinstance(value, str):
+        return _encode_string(value)
+    if isinstance(value, Mapping):
+        keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
+        return "{" + ",".join(_encode_string(k) + ":" + _slow_encode(value[k]) for k in keys) + "}"
+    return "[" + ",".join(_slow_encode(item) for item in value) + "]"
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode a JSON value as RFC 8785 (JCS) bytes; MalformedError for values JSON cannot carry."""
+    text = _slow_encode(value) if _needs_slow_path(value) else _fast_dumps(value)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedError("string contains a lone surrogate") from exc
+
+
+def rfc3339(moment: datetime) -> str:
+    """Format an aware datetime as RFC 3339 with milliseconds. Requires moment.tzinfo is set."""
+    if moment.tzinfo is None:
+        raise MalformedError("ledger times must carry a UTC offset")
+    text = moment.isoformat(timespec="milliseconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An entry before sequencing: the sequencer adds `prev` and `lot_prev`. `body` is canonical JSON."""
+
+    kind: str
+    time: str
+    actor: str
+    body: bytes
+    lot: str | None = None
+
+    @classmethod
+    def of(cls, kind: str, time: datetime | str, actor: str, body: Any, lot: str | None = None) -> Draft:
+        """Build a draft from a JSON-able body, canonicalising it."""
+        when = rfc3339(time) if isinstance(time, datetime) else time
+        if not _RFC3339.match(when):
+            raise MalformedError(f"time {when!r} is not RFC 3339")
+        if not kind or not actor:
+            raise MalformedError("kind and actor are required")
+        return cls(kind=kind, time=when, actor=actor, body=canonical_json(body), lot=lot)
+
+
+def _hex_or_null(value: bytes | None) -> str:
+    return "null" if value is None else '"' + value.hex() + '"'
+
+
+def encode_entry(draft: Draft, prev: bytes | None, lot_prev: bytes | None) -> bytes:
+    """Assemble the canonical entry bytes; splices the already-canonical body without re-encoding it."""
+    if draft.lot is None and lot_prev is not None:
+        raise MalformedError("lot_prev requires a lot")
+    parts = (
+        '{"actor":',
+        _encode_string(draft.actor),
+        ',"body":',
+        draft.body.decode("utf-8"),
+        ',"kind":',
+        _encode_string(draft.kind),
+        ',"lot":',
+        "null" if draft.lot is None else _encode_string(draft.lot),
+        ',"lot_prev":',
+        _hex_or_null(lot_prev),
+        ',"prev":',
+        _hex_or_null(prev),
+        ',"time":',
+        _encode_string(draft.time),
+        ',"v":1}',
+    )
+    return "".join(parts).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A parsed entry."""
+
+    v: int
+    kind: str
+    time: str
+    actor: str
+    lot: str | None
+    prev: bytes | None
+    lot_prev: bytes | None
+    body: Any
+
+
+_FIELDS = frozenset({"v", "kind", "time", "actor", "lot", "prev", "lot_prev", "body"})
+
+
+def _parse_hash(obj: Mapping[str, Any], name: str) -> bytes | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _HEX64.match(value):
+        raise MalformedError(f"{name} must be 64 lowercase hex characters or null")
+    return bytes.fromhex(value)
+
+
+def parse_entry(data: bytes, *, check_canonical: bool = True) -> Entry:
+    """Parse entry bytes; MalformedError unless they are a well-formed canonical entry."""
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedError(f"entry is not JSON: {exc}") from exc
+    if not isinstance(obj, dict) or set(obj) != _FIELDS:
+        raise MalformedError("entry must have exactly the fields " + ", ".join(sorted(_FIELDS)))
+    if obj["v"] != ENTRY_VERSION:
+        raise MalformedError(f"unsupported entry version {obj['v']!r}")
+    for name in ("kind", "time", "actor"):
+        if not isinstance(obj[name], str) or not obj[name]:
+            raise MalformedError(f"{name} must be a non-empty string")
+    if not _RFC3339.match(obj["time"]):
+        raise MalformedError("time is not RFC 3339")
+    if obj["lot"] is not None and not isinstance(obj["lot"], str):
+        raise MalformedError("lot must be a string or null")
+    if check_canonical and canonical_json(obj) != data:
+        raise MalformedError("entry bytes are not RFC 8785 canonical JSON")
+    lot_prev = _parse_hash(obj, "lot_prev")
+    if obj["lot"] is None and lot_prev is not None:
+        raise MalformedError("lot_prev without lot")
+    return Entry(
+        v=obj["v"],
+        kind=obj["kind"],
+        time=obj["time"],
+        actor=obj["actor"],
+        lot=obj["lot"],
+        prev=_parse_hash(obj, "prev"),
+        lot_prev=lot_prev,
+        body=obj["body"],
+    )
+
+
+class ChainVerifier:
+    """Checks entries one by one, in index order, against both hash chains."""
+
+    __slots__ = ("_lot_heads", "_prev", "size")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._prev: bytes | None = None
+        self._lot_heads: dict[str, bytes] = {}
+
+    @property
+    def lots(self) -> int:
+        """Number of distinct lot chains seen."""
+        return len(self._lot_heads)
+
+    def add(self, data: bytes, *, check_canonical: bool = True) -> tuple[Entry, bytes]:
+        """Verify the next entry and return it with its leaf hash; BrokenChainError names its index."""
+        index = self.size
+        try:
+            entry = parse_entry(data, check_canonical=check_canonical)
+        except MalformedError as exc:
+            raise BrokenChainError(f"entry {index} is malformed: {exc}", index) from exc
+        if entry.prev != self._prev:
+            raise BrokenChainError(f"entry {index}: prev does not match the leaf hash of entry {index - 1}", index)
+        if entry.lot is not None and entry.lot_prev != self._lot_heads.get(entry.lot):
+            raise BrokenChainError(f"entry {index}: lot_prev breaks the chain of lot {entry.lot!r}", index)
+        leaf = leaf_hash(data)
+        self._prev = leaf
+        if entry.lot is not None:
+            self._lot_heads[entry.lot] = leaf
+        self.size += 1
+        return entry, leaf
+
+
+def verify_chains(entries: Iterable[bytes]) -> int:
+    """Verify both hash chains over entries from index 0; return the count."""
+    verifier = ChainVerifier()
+    for data in entries:
+        verifier.add(data)
+    return verifier.size

@@ -1,0 +1,1 @@
+"""Grower-facing mobile API: sign-in, label activation at harvest, offline sync."""

@@ -1,0 +1,1 @@
+"""Daodi Trace services: domain areas, persistence, the HTTP app and the `daodi` command."""

@@ -1,0 +1,59 @@
+"""The HTTP application: `create_app(settings)` wires everything; nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from services import problems
+from services.context import Context, build_context
+from services.deps import Ctx
+from services.ledger.api import router as ledger_router
+from services.settings import Settings
+
+
+class KeysOut(BaseModel):
+    log: list[str]
+    labels: dict[str, str]
+    witnesses: list[str]
+    devices: dict[str, str]
+
+
+def create_app(settings: Settings | None = None, *, context: Context | None = None) -> FastAPI:
+    """Build the app for `settings` (or an already built context)."""
+    ctx = context or build_context(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if ctx.settings.background:
+            ctx.start()
+        try:
+            yield
+        finally:
+            ctx.stop()
+
+    app = FastAPI(
+        title="Daodi Trace",
+        version="0.1.0",
+        description="Verifiable traceability for daodi medicinal herbs: ledger, lots, labels, audit.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    problems.install(app)
+    app.include_router(ledger_router)
+
+    @app.get("/api/v1/keys", response_model=KeysOut, tags=["keys"])
+    def keys(ctx: Ctx) -> KeysOut:
+        """Every public key a regulator needs to re-verify the log offline."""
+        return KeysOut(log=[ctx.keys.log.verifier_key()], labels={}, witnesses=[], devices={})
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz(ctx: Ctx) -> dict[str, object]:
+        """Liveness plus the log size and whether the checkpointer is healthy."""
+        failure = ctx.checkpointer.failure
+        return {"ok": failure is None, "log_size": ctx.log.size(), "checkpointer": str(failure or "running")}
+
+    return app

@@ -1,0 +1,100 @@
+"""The `daodi` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ledger.errors import LedgerError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.app import create_app
+    from services.settings import Settings
+
+    app = create_app(Settings())
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _ledger_verify(args: argparse.Namespace) -> int:
+    from services.audit_cli import verify_command
+
+    return verify_command(url=args.url, db=args.db, vkey=args.vkey)
+
+
+def _keys_show(args: argparse.Namespace) -> int:
+    import json
+
+    from services.keys import KeyRing
+    from services.settings import Settings
+
+    settings = Settings()
+    keys = KeyRing.load(settings.key_dir, settings.log_origin)
+    public = {"log": [keys.log.verifier_key()], "labels": {}, "witnesses": [], "devices": {}}
+    if args.json:
+        print(json.dumps(public, indent=2))
+    else:
+        for vkey in public["log"]:
+            print(f"log      {vkey}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from services.demo import run_demo
+
+    return run_demo(host=args.host, port=args.port)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of `daodi`."""
+    top = argparse.ArgumentParser(prog="daodi", description="Daodi Trace: verifiable herb traceability")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the whole platform on embedded defaults")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.set_defaults(func=_demo)
+
+    serve = sub.add_parser("serve", help="run the HTTP app only")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_serve)
+
+    ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(dest="ledger_command", required=True)
+    verify = ledger.add_parser("verify", help="full independent audit of the log")
+    source = verify.add_mutually_exclusive_group(required=True)
+    source.add_argument("--url", help="base URL of a Daodi Trace server (reads its public API)")
+    source.add_argument("--db", help="database URL (sqlite:///path or postgresql://...)")
+    verify.add_argument(
+        "--vkey", action="append", help="trusted log verifier key (repeatable); default: fetched or local"
+    )
+    verify.set_defaults(func=_ledger_verify)
+
+    keys = sub.add_parser("keys", help="public keys").add_subparsers(dest="keys_command", required=True)
+    show = keys.add_parser("show", help="print public keys")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_keys_show)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `daodi` console script."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except LedgerError as exc:
+        print(f"daodi: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

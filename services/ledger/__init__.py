@@ -1,0 +1,1 @@
+"""The transparency log as a service: storage on the app database, HTTP read API, keys."""

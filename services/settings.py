@@ -1,0 +1,24 @@
+"""The one place configuration is read (environment variables prefixed DAODI_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; defaults run locally on SQLite under ./var."""
+
+    model_config = SettingsConfigDict(env_prefix="DAODI_", extra="ignore")
+
+    database_url: str = "sqlite:///./var/daodi.db"
+    mqtt_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_origin: str = "daodi.dev/log/v1"
+    key_dir: Path = Path("var/keys")
+    checkpoint_interval: float = Field(default=0.25, gt=0, le=1.0)
+    witness_urls: list[str] = Field(default_factory=list)
+    background: bool = True
+    """Run the checkpointer (and other workers) inside the app; tests may switch it off and drive them."""
