@@ -37,7 +37,9 @@ class AuditReport:
     lots: int
 
 
-def _checkpoints(source: AuditSource, verifiers: Sequence[NoteVerifier], origin: str | None) -> list[Checkpoint]:
+def _checkpoints(
+    source: AuditSource, verifiers: Sequence[NoteVerifier], origin: str | None
+) -> list[Checkpoint]:
     checked: list[Checkpoint] = []
     for stored_size, note in source.checkpoints():
         index = max(stored_size - 1, 0)
@@ -48,7 +50,9 @@ def _checkpoints(source: AuditSource, verifiers: Sequence[NoteVerifier], origin:
         if cp.size != stored_size:
             raise BrokenChainError(f"checkpoint stored under size {stored_size} signs size {cp.size}", index)
         if origin is not None and cp.origin != origin:
-            raise BrokenChainError(f"checkpoint of size {cp.size} has origin {cp.origin!r}, not {origin!r}", index)
+            raise BrokenChainError(
+                f"checkpoint of size {cp.size} has origin {cp.origin!r}, not {origin!r}", index
+            )
         checked.append(cp)
     return checked
 
@@ -81,7 +85,9 @@ class _TileChecker:
             stored = self._read(tile_level, at_level >> 8)
             if len(stored) > (at_level & 255) * 32:
                 first = at_level << (8 * tile_level)
-                raise BrokenChainError(f"tiles record hashes beyond the log's {size} entries: entry {first}", first)
+                raise BrokenChainError(
+                    f"tiles record hashes beyond the log's {size} entries: entry {first}", first
+                )
             if at_level < 256:
                 return
             tile_level += 1
@@ -99,7 +105,8 @@ def audit(
     checkpoints = _checkpoints(source, verifiers, origin)
     if checkpoints and checkpoints[-1].size > size:
         raise BrokenChainError(
-            f"checkpoint signs {checkpoints[-1].size} entries but the log holds {size}: entry {size} is missing",
+            f"checkpoint signs {checkpoints[-1].size} entries but the log holds {size}:"
+            f" entry {size} is missing",
             size,
         )
     pending = iter(checkpoints)

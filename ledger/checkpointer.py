@@ -63,7 +63,9 @@ class Checkpointer:
         if latest is not None:
             old_size, previous_note, previous = latest
             if previous.origin != self.origin:
-                raise LedgerError(f"stored checkpoint has origin {previous.origin!r}, expected {self.origin!r}")
+                raise LedgerError(
+                    f"stored checkpoint has origin {previous.origin!r}, expected {self.origin!r}"
+                )
             if old_size > 0:
                 # Raises InvalidProofError if storage no longer extends what we signed before.
                 self.log.consistency_proof(old_size, size, old_root=previous.root_hash, new_root=root)

@@ -36,8 +36,6 @@ def _es6_number(value: float) -> str:
     """Format a finite float as ECMAScript Number::toString does (RFC 8785 section 3.2.2.3)."""
     if value == 0:
         return "0"
-    if value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
     sign = "-" if value < 0 else ""
     # repr gives the shortest round-tripping digits; only their layout differs from ECMAScript.
     mantissa, _, exp_text = repr(abs(value)).partition("e")
@@ -249,7 +247,9 @@ class ChainVerifier:
         except MalformedError as exc:
             raise BrokenChainError(f"entry {index} is malformed: {exc}", index) from exc
         if entry.prev != self._prev:
-            raise BrokenChainError(f"entry {index}: prev does not match the leaf hash of entry {index - 1}", index)
+            raise BrokenChainError(
+                f"entry {index}: prev does not match the leaf hash of entry {index - 1}", index
+            )
         if entry.lot is not None and entry.lot_prev != self._lot_heads.get(entry.lot):
             raise BrokenChainError(f"entry {index}: lot_prev breaks the chain of lot {entry.lot!r}", index)
         leaf = leaf_hash(data)

@@ -63,7 +63,9 @@ class _State:
         return self.edge.size
 
     def copy(self) -> _State:
-        return _State(RightEdge(self.edge.size, self.edge.hashes), self.last_leaf, [bytearray(t) for t in self.tiles])
+        return _State(
+            RightEdge(self.edge.size, self.edge.hashes), self.last_leaf, [bytearray(t) for t in self.tiles]
+        )
 
 
 def subtree_hash(read_tile: TileReader, level: int, index: int) -> bytes:
@@ -119,7 +121,9 @@ class Log:
 
     # -- appending -------------------------------------------------------------------------------------
 
-    def append(self, drafts: Sequence[Draft], hooks: Sequence[Hook | None] | None = None) -> list[Appended | Exception]:
+    def append(
+        self, drafts: Sequence[Draft], hooks: Sequence[Hook | None] | None = None
+    ) -> list[Appended | Exception]:
         """Append drafts in one durable transaction; a rejected hook yields its exception in place."""
         with self.store.transaction() as txn:
             results = self.append_in(txn, drafts, hooks)
@@ -145,7 +149,7 @@ class Log:
                 try:
                     with txn.savepoint():
                         hook(txn, edge.size)
-                except Exception as exc:  # noqa: BLE001 - a hook's rejection belongs to its caller
+                except Exception as exc:
                     results.append(exc)
                     continue
             lot = draft.lot

@@ -101,7 +101,7 @@ class Sequencer:
         hooks = [h for _, h, _ in batch]
         try:
             results = self.log.append(drafts, hooks if any(hooks) else None)
-        except Exception as exc:  # noqa: BLE001 - the whole batch failed; every caller must hear it
+        except Exception as exc:
             for _, _, future in batch:
                 future.set_exception(exc)
             return

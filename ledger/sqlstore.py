@@ -6,6 +6,7 @@ begins and takes its lock). The PostgreSQL dialect lives in `services/`, which o
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +22,10 @@ from ledger.storage import Transaction, Write
 class Dialect(Protocol):
     """What differs between SQL servers."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Short name of the server kind, e.g. "sqlite"."""
+        ...
 
     def sql(self, statement: str) -> str:
         """Rewrite a statement written with `?` placeholders."""
@@ -201,13 +205,14 @@ class SQLStore:
         return cls(lambda: connect_sqlite(path), SQLiteDialect())
 
     def create_schema(self) -> None:
+        """Create the tables if missing, under the log lock so concurrent starters do not race."""
         conn = self._connect()
         try:
+            self.dialect.begin(conn)
             cur = conn.cursor()
             for statement in self.dialect.schema():
                 cur.execute(statement)
-            if self.dialect.name != "sqlite":
-                conn.commit()
+            self.dialect.commit(conn)
         finally:
             conn.close()
 
@@ -308,7 +313,6 @@ class SQLStore:
 
 
 def _close_quietly(conn: Any) -> None:
-    try:
+    # Closing a connection that already failed may fail again; there is nothing left to do about it.
+    with contextlib.suppress(Exception):
         conn.close()
-    except Exception:  # noqa: BLE001 - closing a broken connection may fail; nothing to do about it
-        pass

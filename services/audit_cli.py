@@ -24,7 +24,8 @@ class HTTPSource:
         self._checkpoints: list[tuple[int, bytes]] | None = None
         self._bundles: dict[int, list[bytes]] = {}
 
-    def _get(self, path: str) -> bytes:
+    def get(self, path: str) -> bytes:
+        """GET a path; LedgerError unless the server answers 200."""
         response = self._client.get(path)
         if response.status_code != 200:
             raise LedgerError(f"GET {path}: HTTP {response.status_code}")
@@ -36,7 +37,7 @@ class HTTPSource:
             found: list[tuple[int, bytes]] = []
             after = -1
             while True:
-                page = json.loads(self._get(f"/ledger/checkpoints?after={after}"))
+                page = json.loads(self.get(f"/ledger/checkpoints?after={after}"))
                 if not page:
                     break
                 found.extend((int(cp["size"]), cp["note"].encode()) for cp in page)
@@ -57,7 +58,11 @@ class HTTPSource:
         rows: list[tuple[int, bytes]] = []
         for bundle in range(start // TILE_WIDTH, (end - 1) // TILE_WIDTH + 1):
             if bundle not in self._bundles:
-                self._bundles = {bundle: decode_bundle(self._get("/ledger/" + entries_path(bundle, self._width(size, bundle))))}
+                self._bundles = {
+                    bundle: decode_bundle(
+                        self.get("/ledger/" + entries_path(bundle, self._width(size, bundle)))
+                    )
+                }
             base = bundle * TILE_WIDTH
             rows.extend((base + i, e) for i, e in enumerate(self._bundles[bundle]) if start <= base + i < end)
         return rows
@@ -66,17 +71,18 @@ class HTTPSource:
         at_level = self.size() >> (8 * level)
         if index * TILE_WIDTH >= at_level:
             return b""
-        return self._get("/ledger/" + tile_path(level, index, self._width(at_level, index)))
+        return self.get("/ledger/" + tile_path(level, index, self._width(at_level, index)))
 
 
 def verify_command(*, url: str | None, db: str | None, vkey: list[str] | None) -> int:
     """Run the audit and print its outcome; exit status 1 names the first bad index."""
     source: AuditSource
     if url is not None:
-        source = HTTPSource(url)
+        remote = HTTPSource(url)
         if not vkey:
             print("warning: no --vkey given; trusting the key the server publishes", file=sys.stderr)
-            vkey = [line for line in source._get("/ledger/vkey").decode().splitlines() if line]  # type: ignore[attr-defined]
+            vkey = [line for line in remote.get("/ledger/vkey").decode().splitlines() if line]
+        source = remote
     else:
         from services.db import ledger_connector
 
@@ -96,7 +102,13 @@ def verify_command(*, url: str | None, db: str | None, vkey: list[str] | None) -
         return 1
     print(
         json.dumps(
-            {"ok": True, "size": report.size, "root": report.root.hex(), "checkpoints": report.checkpoints, "lots": report.lots}
+            {
+                "ok": True,
+                "size": report.size,
+                "root": report.root.hex(),
+                "checkpoints": report.checkpoints,
+                "lots": report.lots,
+            }
         )
     )
     return 0

@@ -65,7 +65,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=_serve)
 
-    ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(dest="ledger_command", required=True)
+    ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(
+        dest="ledger_command", required=True
+    )
     verify = ledger.add_parser("verify", help="full independent audit of the log")
     source = verify.add_mutually_exclusive_group(required=True)
     source.add_argument("--url", help="base URL of a Daodi Trace server (reads its public API)")
@@ -85,6 +87,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `daodi` console script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)

@@ -1,14 +1,14 @@
 """Domain errors. Services raise these; one exception handler renders them as RFC 9457 problems.
 
-    DomainError                       400 bad-request
-     ├── InvalidInputError            422 invalid-input        (a field is wrong: .field)
-     ├── NotFoundError                404 not-found
-     ├── GoneError                    410 gone
-     ├── ConflictError                409 conflict
-     ├── RuleViolation                422 rule-violation       (.rule names the domain rule)
-     ├── AuthenticationError          401 unauthenticated
-     ├── PermissionDeniedError        403 forbidden
-     └── UnavailableError             503 unavailable          (retry later)
+DomainError                       400 bad-request
+ ├── InvalidInputError            422 invalid-input        (a field is wrong: .field)
+ ├── NotFoundError                404 not-found
+ ├── GoneError                    410 gone
+ ├── ConflictError                409 conflict
+ ├── RuleViolation                422 rule-violation       (.rule names the domain rule)
+ ├── AuthenticationError          401 unauthenticated
+ ├── PermissionDeniedError        403 forbidden
+ └── UnavailableError             503 unavailable          (retry later)
 """
 
 from __future__ import annotations

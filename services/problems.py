@@ -42,9 +42,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def problem(
-    request: Request, status: int, slug: str, title: str, detail: str, **extra: Any
-) -> JSONResponse:
+def problem(request: Request, status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     """Render one problem document."""
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
@@ -77,18 +75,26 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")),
-             "message": e.get("msg", "")}
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")),
+                "message": e.get("msg", ""),
+            }
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
         return problem(
-            request, 400, "invalid-request", "Invalid request",
+            request,
+            400,
+            "invalid-request",
+            "Invalid request",
             f"{first['field']}: {first['message']}" if first["field"] else str(first["message"]),
-            field=first["field"] or None, errors=errors,
+            field=first["field"] or None,
+            errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed", 406: "not-acceptable"}.get(exc.status_code, "http-error")
+        slug = {404: "not-found", 405: "method-not-allowed", 406: "not-acceptable"}.get(
+            exc.status_code, "http-error"
+        )
         return problem(request, exc.status_code, slug, str(exc.detail), str(exc.detail))

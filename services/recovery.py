@@ -37,7 +37,7 @@ def recover(target: Log, verifier: NoteVerifier) -> int:
     except LedgerError as exc:
         # Find the first bad index with a full audit so the operator knows where to look.
         try:
-            audit(store, [verifier])  # type: ignore[arg-type]
+            audit(store, [verifier])
         except BrokenChainError as broken:
             raise StorageError(
                 f"ledger storage does not match its last signed checkpoint at index {broken.index}: {broken}",

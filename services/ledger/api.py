@@ -81,7 +81,9 @@ def vkey(ctx: Ctx) -> Response:
 
 
 @router.get(
-    "/tile/{path:path}", response_class=Response, responses={200: {"content": {"application/octet-stream": {}}}}
+    "/tile/{path:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
 )
 def tile(ctx: Ctx, path: Annotated[str, Path(max_length=200)]) -> Response:
     """C2SP tlog-tiles: hash tiles `tile/{L}/{N}[.p/{W}]` and entry bundles `tile/entries/{N}[.p/{W}]`."""
