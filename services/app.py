@@ -48,7 +48,9 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     @app.get("/api/v1/keys", response_model=KeysOut, tags=["keys"])
     def keys(ctx: Ctx) -> KeysOut:
         """Every public key a regulator needs to re-verify the log offline."""
-        return KeysOut(log=[ctx.keys.log.verifier_key()], labels={}, witnesses=[], devices={})
+        return KeysOut(
+            log=[ctx.keys.log.verifier_key()], labels={}, witnesses=ctx.settings.witness_vkeys, devices={}
+        )
 
     @app.get("/healthz", tags=["ops"])
     def healthz(ctx: Ctx) -> dict[str, object]:

@@ -44,6 +44,19 @@ def _keys_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _witness_serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import uvicorn
+
+    from services.witness.app import build_witness, create_witness_app
+
+    witness = build_witness(args.name, Path(args.state), args.log)
+    print(f"witness {witness.signer.verifier_key()}", flush=True)
+    uvicorn.run(create_witness_app(witness), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from services.demo import run_demo
 
@@ -81,6 +94,16 @@ def parser() -> argparse.ArgumentParser:
     show = keys.add_parser("show", help="print public keys")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=_keys_show)
+    witness = sub.add_parser("witness", help="a regulator's witness").add_subparsers(
+        dest="witness_command", required=True
+    )
+    wserve = witness.add_parser("serve", help="run a C2SP tlog-witness with its own key and state")
+    wserve.add_argument("--name", default="witness.daodi.dev/regulator", help="witness key name")
+    wserve.add_argument("--state", default="var/witness", help="directory for the key and state")
+    wserve.add_argument("--log", action="append", required=True, help="verifier key of a log to follow")
+    wserve.add_argument("--host", default="127.0.0.1")
+    wserve.add_argument("--port", type=int, default=8100)
+    wserve.set_defaults(func=_witness_serve)
     return top
 
 

@@ -50,5 +50,16 @@ def build_context(settings: Settings) -> Context:
     keys = KeyRing.load(settings.key_dir, settings.log_origin)
     log = Log(ledger_store(settings.database_url))
     recover(log, keys.log_verifier)
-    checkpointer = Checkpointer(log, keys.log, settings.log_origin, interval=settings.checkpoint_interval)
+    cosigner = None
+    if settings.witness_urls:
+        from ledger.note import NoteVerifier
+        from services.witness.client import WitnessClient
+
+        if len(settings.witness_vkeys) != len(settings.witness_urls):
+            raise ValueError("DAODI_WITNESS_URLS and DAODI_WITNESS_VKEYS must list the same witnesses")
+        verifiers = [NoteVerifier.from_vkey(v) for v in settings.witness_vkeys]
+        cosigner = WitnessClient(log, list(zip(settings.witness_urls, verifiers, strict=True)))
+    checkpointer = Checkpointer(
+        log, keys.log, settings.log_origin, interval=settings.checkpoint_interval, cosigner=cosigner
+    )
     return Context(settings, engine, read_engine, log, keys, checkpointer)

@@ -2,19 +2,56 @@
 
 from __future__ import annotations
 
-import sys
+import socket
+import threading
+from pathlib import Path
 
 import uvicorn
 
 from services.app import create_app
+from services.keys import KeyRing
 from services.settings import Settings
+from services.witness.app import build_witness, create_witness_app
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago on host."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def serve_in_thread(app: object, host: str, port: int) -> uvicorn.Server:
+    """Run an ASGI app with uvicorn in a daemon thread; returns once it accepts connections."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    started = threading.Event()
+    while not server.started and thread.is_alive():
+        started.wait(0.02)
+    return server
 
 
 def run_demo(*, host: str, port: int) -> int:
-    """Build the platform from default settings, serve it, and print where to look."""
+    """Build the platform from default settings plus one local witness, serve it, print where to look."""
     settings = Settings()
     if settings.public_base_url == Settings.model_fields["public_base_url"].default:
         settings = settings.model_copy(update={"public_base_url": f"http://{host}:{port}"})
+    if not settings.witness_urls:
+        # One witness, as a regulator would run it: its own key and state, following our log key.
+        log_key = KeyRing.load(settings.key_dir, settings.log_origin).log.verifier_key()
+        witness = build_witness(
+            "witness.daodi.dev/demo-regulator", Path(settings.key_dir).parent / "witness", [log_key]
+        )
+        witness_port = free_port()
+        serve_in_thread(create_witness_app(witness), "127.0.0.1", witness_port)
+        settings = settings.model_copy(
+            update={
+                "witness_urls": [f"http://127.0.0.1:{witness_port}"],
+                "witness_vkeys": [witness.signer.verifier_key()],
+            }
+        )
     app = create_app(settings)
     base = settings.public_base_url
     print(
@@ -23,6 +60,7 @@ def run_demo(*, host: str, port: int) -> int:
                 "Daodi Trace demo",
                 f"  database        {settings.database_url}",
                 f"  keys            {settings.key_dir}",
+                f"  witness         {settings.witness_urls[0]}",
                 f"  API docs        {base}/docs",
                 f"  checkpoint      {base}/ledger/checkpoint",
                 f"  verifier key    {base}/ledger/vkey",
@@ -35,7 +73,3 @@ def run_demo(*, host: str, port: int) -> int:
     )
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_demo(host="127.0.0.1", port=8000))

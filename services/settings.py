@@ -20,5 +20,8 @@ class Settings(BaseSettings):
     key_dir: Path = Path("var/keys")
     checkpoint_interval: float = Field(default=0.25, gt=0, le=1.0)
     witness_urls: list[str] = Field(default_factory=list)
+    """Witnesses to submit each new checkpoint to (JSON list in the environment)."""
+    witness_vkeys: list[str] = Field(default_factory=list)
+    """Their cosignature verifier keys, in the same order; published at /api/v1/keys."""
     background: bool = True
     """Run the checkpointer (and other workers) inside the app; tests may switch it off and drive them."""
