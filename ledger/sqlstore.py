@@ -112,7 +112,7 @@ class SQLTransaction:
         row = self._one("SELECT data FROM ledger_entries WHERE idx = ?", (index,))
         if row is None:
             raise StorageError(f"entry {index} is missing", index)
-        return bytes(row[0])
+        return _blob(row[0])
 
     def tile(self, level: int, index: int) -> bytes:
         return _tile(self.connection, self._dialect, level, index)
@@ -127,7 +127,7 @@ class SQLTransaction:
             cur.execute(
                 self._dialect.sql(f"SELECT lot, leaf_hash FROM ledger_lots WHERE lot IN ({marks})"), chunk
             )
-            heads.update((lot, bytes(h)) for lot, h in cur.fetchall())
+            heads.update((lot, _blob(h)) for lot, h in cur.fetchall())
         return heads
 
     def write(self, write: Write) -> None:
@@ -169,6 +169,11 @@ class SQLTransaction:
         cur.execute(f"RELEASE SAVEPOINT {name}")
 
 
+def _blob(value: Any) -> bytes:
+    """A stored value as bytes; SQLite may hand back TEXT if someone rewrote a row by hand."""
+    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+
+
 def _size(conn: Any, dialect: Dialect) -> int:
     cur = conn.cursor()
     cur.execute(dialect.sql("SELECT max(idx) FROM ledger_entries"))
@@ -180,7 +185,7 @@ def _tile(conn: Any, dialect: Dialect, level: int, index: int) -> bytes:
     cur = conn.cursor()
     cur.execute(dialect.sql("SELECT data FROM ledger_tiles WHERE level = ? AND idx = ?"), (level, index))
     row = cur.fetchone()
-    return b"" if row is None else bytes(row[0])
+    return b"" if row is None else _blob(row[0])
 
 
 class SQLStore:
@@ -259,7 +264,7 @@ class SQLStore:
             self.dialect.sql("SELECT data FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx"),
             (start, end),
         )
-        return [bytes(row[0]) for row in cur.fetchall()]
+        return [_blob(row[0]) for row in cur.fetchall()]
 
     def entries_with_index(self, start: int, end: int) -> list[tuple[int, bytes]]:
         """Stored (index, entry) rows in [start, end), gaps included as they are, for auditing."""
@@ -268,7 +273,7 @@ class SQLStore:
             self.dialect.sql("SELECT idx, data FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx"),
             (start, end),
         )
-        return [(int(i), bytes(d)) for i, d in cur.fetchall()]
+        return [(int(i), _blob(d)) for i, d in cur.fetchall()]
 
     def tile(self, level: int, index: int) -> bytes:
         return _tile(self._reader(), self.dialect, level, index)
@@ -277,13 +282,13 @@ class SQLStore:
         cur = self._reader().cursor()
         cur.execute(self.dialect.sql("SELECT size, note FROM ledger_checkpoints ORDER BY size"))
         for size, note in cur.fetchall():
-            yield int(size), bytes(note)
+            yield int(size), _blob(note)
 
     def latest_checkpoint(self) -> tuple[int, bytes] | None:
         cur = self._reader().cursor()
         cur.execute(self.dialect.sql("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"))
         row = cur.fetchone()
-        return None if row is None else (int(row[0]), bytes(row[1]))
+        return None if row is None else (int(row[0]), _blob(row[1]))
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
         conn = self._connect()
