@@ -229,10 +229,23 @@ class ChainVerifier:
 
     __slots__ = ("_lot_heads", "_prev", "size")
 
-    def __init__(self) -> None:
-        self.size = 0
-        self._prev: bytes | None = None
-        self._lot_heads: dict[str, bytes] = {}
+    def __init__(
+        self, size: int = 0, prev: bytes | None = None, lot_heads: dict[str, bytes] | None = None
+    ) -> None:
+        """Start at entry `size`, given the leaf hash of entry size-1 and the lot heads up to it."""
+        self.size = size
+        self._prev = prev
+        self._lot_heads = dict(lot_heads or {})
+
+    @property
+    def prev(self) -> bytes | None:
+        """Leaf hash of the last entry added."""
+        return self._prev
+
+    @property
+    def lot_heads(self) -> dict[str, bytes]:
+        """Last leaf hash of every lot chain (a copy)."""
+        return dict(self._lot_heads)
 
     @property
     def lots(self) -> int:

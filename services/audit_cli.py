@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from collections.abc import Iterator
@@ -45,6 +46,20 @@ class HTTPSource:
             self._checkpoints = found
         yield from self._checkpoints
 
+    def checkpoints_after(self, size: int) -> Iterator[tuple[int, bytes]]:
+        """Signed checkpoints with a size above `size`, fetched fresh."""
+        self._checkpoints = None
+        return ((s, n) for s, n in self.checkpoints() if s > size)
+
+    def consistency(self, old: int, new: int) -> list[bytes]:
+        body = json.loads(self.get(f"/ledger/proof/consistency?old={old}&new={new}"))
+        return [base64.b64decode(h) for h in body["hashes"]]
+
+    def device_keys(self) -> dict[str, str]:
+        """Published device verifier keys by device id."""
+        keys: dict[str, str] = json.loads(self.get("/api/v1/keys")).get("devices", {})
+        return keys
+
     def size(self) -> int:
         checkpoints = list(self.checkpoints())
         return checkpoints[-1][0] if checkpoints else 0
@@ -72,6 +87,34 @@ class HTTPSource:
         if index * TILE_WIDTH >= at_level:
             return b""
         return self.get("/ledger/" + tile_path(level, index, self._width(at_level, index)))
+
+
+def monitor_command(*, url: str, state: str, vkey: list[str] | None, once: bool, interval: float) -> int:
+    """Follow a log; print one JSON line per alert. With --once, exit 1 if there was any alert."""
+    import time
+    from pathlib import Path
+
+    from ledger.monitor import Monitor
+
+    source = HTTPSource(url)
+    if not vkey:
+        print("warning: no --vkey given; trusting the key the server publishes", file=sys.stderr)
+        vkey = [line for line in source.get("/ledger/vkey").decode().splitlines() if line]
+    verifiers = [NoteVerifier.from_vkey(k) for k in vkey]
+
+    def device_key(device: str) -> NoteVerifier | None:
+        text = source.device_keys().get(device)
+        return NoteVerifier.from_vkey(text) if text else None
+
+    monitor = Monitor(source, verifiers, Path(state), device_keys=device_key)
+    while True:
+        alerts = monitor.poll()
+        for alert in alerts:
+            print(alert.to_json(), flush=True)
+        if once:
+            print(json.dumps({"ok": not alerts, "verified_size": monitor.state.size}), flush=True)
+            return 1 if alerts else 0
+        time.sleep(interval)
 
 
 def verify_command(*, url: str | None, db: str | None, vkey: list[str] | None) -> int:

@@ -27,6 +27,14 @@ def _ledger_verify(args: argparse.Namespace) -> int:
     return verify_command(url=args.url, db=args.db, vkey=args.vkey)
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from services.audit_cli import monitor_command
+
+    return monitor_command(
+        url=args.url, state=args.state, vkey=args.vkey, once=args.once, interval=args.interval
+    )
+
+
 def _keys_show(args: argparse.Namespace) -> int:
     import json
 
@@ -89,6 +97,16 @@ def parser() -> argparse.ArgumentParser:
         "--vkey", action="append", help="trusted log verifier key (repeatable); default: fetched or local"
     )
     verify.set_defaults(func=_ledger_verify)
+
+    monitor = sub.add_parser("monitor", help="follow a log and alert on rewrites and split views")
+    monitor.add_argument("--url", required=True, help="base URL of the log")
+    monitor.add_argument(
+        "--state", default="var/monitor.json", help="where the monitor keeps what it verified"
+    )
+    monitor.add_argument("--vkey", action="append", help="trusted log verifier key (repeatable)")
+    monitor.add_argument("--once", action="store_true", help="one pass; exit 1 on any alert")
+    monitor.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
+    monitor.set_defaults(func=_monitor)
 
     keys = sub.add_parser("keys", help="public keys").add_subparsers(dest="keys_command", required=True)
     show = keys.add_parser("show", help="print public keys")

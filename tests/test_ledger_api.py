@@ -145,3 +145,10 @@ def test_what_does_not_exist_yet_is_404(client: TestClient, path: str) -> None:
 def test_checkpoint_before_any_signature_is_a_404_problem(settings: Settings) -> None:
     with TestClient(create_app(settings)) as fresh:
         assert fresh.get("/ledger/checkpoint").status_code == 404
+
+
+def test_monitor_follows_the_log_through_the_public_api(client: TestClient, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ledger.monitor import Monitor
+
+    monitor = Monitor(HTTPSource("http://testserver", client=client), [_verifier(client)], tmp_path / "m.json")
+    assert monitor.poll() == [] and monitor.state.size == SIZE
