@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,8 @@ ENTRY_VERSION = 1
 MAX_SAFE_INTEGER = 2**53 - 1
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_encode_string = json.JSONEncoder(ensure_ascii=False).encode
+# The C string encoder behind json.dumps(ensure_ascii=False): the RFC 8785 escaping of a string.
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
 _fast_dumps = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
 ).encode
@@ -136,32 +137,30 @@ class Draft:
         return cls(kind=kind, time=when, actor=actor, body=canonical_json(body), lot=lot)
 
 
-def _hex_or_null(value: bytes | None) -> str:
-    return "null" if value is None else '"' + value.hex() + '"'
-
-
 def encode_entry(draft: Draft, prev: bytes | None, lot_prev: bytes | None) -> bytes:
     """Assemble the canonical entry bytes; splices the already-canonical body without re-encoding it."""
-    if draft.lot is None and lot_prev is not None:
+    lot = draft.lot
+    if lot is None and lot_prev is not None:
         raise MalformedError("lot_prev requires a lot")
-    parts = (
-        '{"actor":',
-        _encode_string(draft.actor),
-        ',"body":',
-        draft.body.decode("utf-8"),
-        ',"kind":',
-        _encode_string(draft.kind),
-        ',"lot":',
-        "null" if draft.lot is None else _encode_string(draft.lot),
-        ',"lot_prev":',
-        _hex_or_null(lot_prev),
-        ',"prev":',
-        _hex_or_null(prev),
-        ',"time":',
-        _encode_string(draft.time),
-        ',"v":1}',
-    )
-    return "".join(parts).encode("utf-8")
+    return "".join(
+        (
+            '{"actor":',
+            _encode_string(draft.actor),
+            ',"body":',
+            draft.body.decode("utf-8"),
+            ',"kind":',
+            _encode_string(draft.kind),
+            ',"lot":',
+            "null" if lot is None else _encode_string(lot),
+            ',"lot_prev":',
+            "null" if lot_prev is None else f'"{lot_prev.hex()}"',
+            ',"prev":',
+            "null" if prev is None else f'"{prev.hex()}"',
+            ',"time":',
+            _encode_string(draft.time),
+            ',"v":1}',
+        )
+    ).encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)

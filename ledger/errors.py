@@ -1,12 +1,12 @@
 """Errors raised by the ledger library.
 
-    LedgerError
-     ├── InvalidProofError      a proof does not verify, or its request is out of range
-     ├── BrokenChainError       a leaf, hash chain, root or tile does not match its neighbours (has .index)
-     ├── BadSignatureError      a signed note or signature line does not verify
-     ├── MalformedError         bytes that do not parse as the format they claim to be
-     ├── StorageError           the store is unusable or disagrees with its checkpoint (has .index)
-     └── PushbackError          the sequencer queue is full; retry later
+LedgerError
+ ├── InvalidProofError      a proof does not verify, or its request is out of range
+ ├── BrokenChainError       a leaf, hash chain, root or tile does not match its neighbours (has .index)
+ ├── BadSignatureError      a signed note or signature line does not verify
+ ├── MalformedError         bytes that do not parse as the format they claim to be
+ ├── StorageError           the store is unusable or disagrees with its checkpoint (has .index)
+ └── PushbackError          the sequencer queue is full; retry later
 """
 
 from __future__ import annotations
