@@ -152,3 +152,18 @@ def test_monitor_follows_the_log_through_the_public_api(client: TestClient, tmp_
 
     monitor = Monitor(HTTPSource("http://testserver", client=client), [_verifier(client)], tmp_path / "m.json")
     assert monitor.poll() == [] and monitor.state.size == SIZE
+
+
+def test_the_app_refuses_to_start_on_storage_that_contradicts_its_checkpoint(settings: Settings) -> None:
+    import sqlite3
+
+    from ledger.errors import StorageError
+
+    app = create_app(settings)
+    app.state.ctx.log.append([Draft.of("test.event", "2026-06-12T08:00:00Z", "o", {"i": i}) for i in range(40)])
+    app.state.ctx.checkpointer.sign()
+    app.state.ctx.stop()
+    with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE ledger_tiles SET data = substr(data, 1, 32*39) || zeroblob(32) WHERE level = 0")
+    with pytest.raises(StorageError, match="index 39"):
+        create_app(settings)
