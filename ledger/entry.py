@@ -15,7 +15,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -118,13 +118,28 @@ def rfc3339(moment: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """An entry before sequencing: the sequencer adds `prev` and `lot_prev`. `body` is canonical JSON."""
+    """An entry before sequencing: the sequencer adds `prev` and `lot_prev`. `body` is canonical JSON.
+
+    The canonical bytes around the two chain hashes are assembled once, when the draft is made, so the
+    sequencer's critical section only splices in the hashes.
+    """
 
     kind: str
     time: str
     actor: str
     body: bytes
     lot: str | None = None
+    head: bytes = field(init=False, repr=False, compare=False)
+    tail: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        lot = "null" if self.lot is None else _encode_string(self.lot)
+        head = (
+            f'{{"actor":{_encode_string(self.actor)},"body":{self.body.decode("utf-8")},'
+            f'"kind":{_encode_string(self.kind)},"lot":{lot},"lot_prev":'
+        )
+        object.__setattr__(self, "head", head.encode("utf-8"))
+        object.__setattr__(self, "tail", f',"time":{_encode_string(self.time)},"v":1}}'.encode())
 
     @classmethod
     def of(cls, kind: str, time: datetime | str, actor: str, body: Any, lot: str | None = None) -> Draft:
@@ -137,30 +152,15 @@ class Draft:
         return cls(kind=kind, time=when, actor=actor, body=canonical_json(body), lot=lot)
 
 
+def _quoted_hex(value: bytes | None) -> bytes:
+    return b"null" if value is None else b'"' + value.hex().encode() + b'"'
+
+
 def encode_entry(draft: Draft, prev: bytes | None, lot_prev: bytes | None) -> bytes:
-    """Assemble the canonical entry bytes; splices the already-canonical body without re-encoding it."""
-    lot = draft.lot
-    if lot is None and lot_prev is not None:
+    """The canonical entry bytes: the draft's pre-encoded parts with both chain hashes spliced in."""
+    if draft.lot is None and lot_prev is not None:
         raise MalformedError("lot_prev requires a lot")
-    return "".join(
-        (
-            '{"actor":',
-            _encode_string(draft.actor),
-            ',"body":',
-            draft.body.decode("utf-8"),
-            ',"kind":',
-            _encode_string(draft.kind),
-            ',"lot":',
-            "null" if lot is None else _encode_string(lot),
-            ',"lot_prev":',
-            "null" if lot_prev is None else f'"{lot_prev.hex()}"',
-            ',"prev":',
-            "null" if prev is None else f'"{prev.hex()}"',
-            ',"time":',
-            _encode_string(draft.time),
-            ',"v":1}',
-        )
-    ).encode("utf-8")
+    return b"".join((draft.head, _quoted_hex(lot_prev), b',"prev":', _quoted_hex(prev), draft.tail))
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,12 +111,13 @@ def load_state(read_tile: TileReader, size: int) -> _State:
 class Log:
     """A Merkle log over a Store. Thread-safe; several processes may append when the store's lock allows."""
 
-    def __init__(self, store: Store, *, tile_cache: int = 4096) -> None:
+    def __init__(self, store: Store, *, tile_cache: int = 2048) -> None:
+        """`tile_cache` bounds the tiles whose node hashes stay in memory (about 16 KiB each)."""
         self.store = store
         self._lock = threading.Lock()
         self._known: _State | None = None
         self._pending: _State | None = None
-        self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
         self._cache_size = tile_cache
 
     # -- appending -------------------------------------------------------------------------------------
@@ -143,6 +144,9 @@ class Log:
         tiles: dict[tuple[int, int], bytes] = {}
         dirty: dict[int, int] = {}
         edge, buffers = state.edge, state.tiles
+        if not buffers:
+            buffers.append(bytearray())
+        level0 = buffers[0]
         for i, draft in enumerate(drafts):
             hook = hooks[i] if hooks is not None else None
             if hook is not None:
@@ -157,21 +161,28 @@ class Log:
             data = encode_entry(draft, state.last_leaf, lot_prev)
             leaf = leaf_hash(data)
             index = edge.size
-            for level, node_index, digest in edge.append(leaf):
-                if level & 7:
-                    continue
-                tile_level = level >> 3
-                if tile_level == len(buffers):
-                    buffers.append(bytearray())
-                buf = buffers[tile_level]
-                buf += digest
-                tile_index = node_index >> TILE_HEIGHT
-                if len(buf) == TILE_BYTES:
-                    tiles[tile_level, tile_index] = bytes(buf)
-                    buf.clear()
-                    dirty.pop(tile_level, None)
-                else:
-                    dirty[tile_level] = tile_index
+            nodes = edge.push(leaf)
+            level0 += leaf
+            if len(level0) == TILE_BYTES:
+                tiles[0, index >> TILE_HEIGHT] = bytes(level0)
+                level0.clear()
+                dirty.pop(0, None)
+                # A full level-0 tile completed a level-8 node, and maybe higher tile levels too.
+                for level in range(TILE_HEIGHT, len(nodes), TILE_HEIGHT):
+                    tile_level = level >> 3
+                    if tile_level == len(buffers):
+                        buffers.append(bytearray())
+                    buf = buffers[tile_level]
+                    buf += nodes[level]
+                    tile_index = index >> (level + TILE_HEIGHT)
+                    if len(buf) == TILE_BYTES:
+                        tiles[tile_level, tile_index] = bytes(buf)
+                        buf.clear()
+                        dirty.pop(tile_level, None)
+                    else:
+                        dirty[tile_level] = tile_index
+            else:
+                dirty[0] = index >> TILE_HEIGHT
             state.last_leaf = leaf
             if lot is not None:
                 heads[lot] = leaf
@@ -208,25 +219,58 @@ class Log:
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    def read_tile(self, level: int, index: int) -> bytes:
-        """Stored hashes of a tile (complete tiles are cached: they never change)."""
-        key = (level, index)
+    def _tree(self, tile_level: int, tile_index: int, need: int) -> list[bytes]:
+        """Every complete node of a tile, level by level (each level its hashes concatenated).
+
+        Requires need >= 1: the number of level-0 hashes the caller needs. Cached trees stay valid as the
+        tile grows, because stored hashes are never rewritten; a tree too short for `need` is re-read.
+        """
+        key = (tile_level, tile_index)
         with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
+            tree = self._cache.get(key)
+            if tree is not None and len(tree[0]) >= need * 32:
                 self._cache.move_to_end(key)
-                return hit
-        data = self.store.tile(level, index)
-        if len(data) == TILE_BYTES:
+                return tree
+        data = self.store.tile(tile_level, tile_index)
+        tree = [data]
+        level = data
+        while len(level) >= 64:
+            pairs = len(level) // 64
+            level = b"".join(
+                node_hash(level[i : i + 32], level[i + 32 : i + 64]) for i in range(0, pairs * 64, 64)
+            )
+            tree.append(level)
+        if self._cache_size:
             with self._lock:
-                self._cache[key] = data
-                if len(self._cache) > self._cache_size:
+                self._cache[key] = tree
+                self._cache.move_to_end(key)
+                while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
-        return data
+        return tree
+
+    def read_tile(self, level: int, index: int) -> bytes:
+        """Stored hashes of a tile."""
+        with self._lock:
+            tree = self._cache.get((level, index))
+        if tree is not None and len(tree[0]) == TILE_BYTES:
+            return tree[0]
+        return self.store.tile(level, index)
 
     def node(self, level: int, index: int) -> bytes:
-        """Hash of a perfect subtree from storage."""
-        return subtree_hash(self.read_tile, level, index)
+        """Hash of a perfect subtree, from the tile that holds it (cached)."""
+        tile_level, within = level >> 3, level & 7
+        base = index << within
+        offset = base & (TILE_WIDTH - 1)
+        tree = self._tree(tile_level, base >> TILE_HEIGHT, offset + (1 << within))
+        row = tree[within] if within < len(tree) else b""
+        start = (offset >> within) * 32
+        digest = row[start : start + 32]
+        if len(digest) != 32:
+            raise StorageError(
+                f"tile {tile_level}/{base >> TILE_HEIGHT} is missing hashes for node {level}/{index}",
+                index << level,
+            )
+        return digest
 
     def size(self) -> int:
         """Committed size."""

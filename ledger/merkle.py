@@ -278,6 +278,20 @@ class RightEdge:
         self._size = size + 1
         return done
 
+    def push(self, leaf_hash: bytes) -> list[bytes]:
+        """Like append, but returns only the hashes: element L is the node at level L, index old_size >> L."""
+        hashes = self._hashes
+        h = leaf_hash
+        done = [h]
+        n = self._size
+        while n & 1:
+            h = _sha256(_NODE_PREFIX + hashes.pop() + h).digest()
+            n >>= 1
+            done.append(h)
+        hashes.append(h)
+        self._size += 1
+        return done
+
     def root(self) -> bytes:
         """Return the MTH of the leaves so far; EMPTY_ROOT when size is 0."""
         hashes = self._hashes

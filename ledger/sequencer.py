@@ -1,7 +1,9 @@
 """Group commit: many callers, one writer thread, one durable transaction per batch.
 
-`append` returns only after the batch holding the entry has committed. A full queue refuses new work
-(PushbackError) instead of growing without bound.
+A batch is whatever is queued when the writer gets to it, up to `max_batch`: callers who arrive while a
+commit is in flight form the next batch, so nobody waits for a timer. `max_delay` optionally lingers for
+more entries (never more than that). `append` returns only after the batch holding the entry committed.
+A full queue refuses new work (PushbackError) instead of growing without bound.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ _STOP = object()
 
 
 class Sequencer:
-    """Batches appends: at most `max_batch` entries or `max_delay` seconds of waiting per transaction."""
+    """Batches appends: at most `max_batch` entries per transaction, lingering at most `max_delay` s."""
 
     def __init__(
         self,
         log: Log,
         *,
         max_batch: int = 256,
-        max_delay: float = 0.010,
+        max_delay: float = 0.0,
         max_queue: int = 65536,
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
@@ -83,11 +85,16 @@ class Sequencer:
             deadline = time.monotonic() + self.max_delay
             stop = False
             while len(batch) < self.max_batch:
-                remaining = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
                 if item is _STOP:
                     stop = True
                     break
