@@ -9,9 +9,12 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from services import problems
+from services.catalog.api import router as catalog_router
 from services.context import Context, build_context
 from services.deps import Ctx
+from services.labels.api import router as labels_router
 from services.ledger.api import router as ledger_router
+from services.registry.api import router as registry_router
 from services.settings import Settings
 
 
@@ -44,12 +47,18 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.state.ctx = ctx
     problems.install(app)
     app.include_router(ledger_router)
+    app.include_router(catalog_router)
+    app.include_router(registry_router)
+    app.include_router(labels_router)
 
     @app.get("/api/v1/keys", response_model=KeysOut, tags=["keys"])
     def keys(ctx: Ctx) -> KeysOut:
         """Every public key a regulator needs to re-verify the log offline."""
         return KeysOut(
-            log=[ctx.keys.log.verifier_key()], labels={}, witnesses=ctx.settings.witness_vkeys, devices={}
+            log=[ctx.keys.log.verifier_key()],
+            labels=ctx.keys.label_public_keys(),
+            witnesses=ctx.settings.witness_vkeys,
+            devices={},
         )
 
     @app.get("/healthz", tags=["ops"])

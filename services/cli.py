@@ -35,6 +35,20 @@ def _monitor(args: argparse.Namespace) -> int:
     )
 
 
+def _labels_issue(args: argparse.Namespace) -> int:
+    from services.labels.cli import issue_command
+
+    return issue_command(
+        herb=args.herb, form=args.form, count=args.count, out=args.out, kind=args.kind, org=args.org
+    )
+
+
+def _verify_label(args: argparse.Namespace) -> int:
+    from services.labels.cli import verify_command
+
+    return verify_command(args.label, url=args.url, keys_file=args.keys)
+
+
 def _keys_show(args: argparse.Namespace) -> int:
     import json
 
@@ -107,6 +121,22 @@ def parser() -> argparse.ArgumentParser:
     monitor.add_argument("--once", action="store_true", help="one pass; exit 1 on any alert")
     monitor.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
     monitor.set_defaults(func=_monitor)
+
+    labels = sub.add_parser("labels", help="QR labels").add_subparsers(dest="labels_command", required=True)
+    issue = labels.add_parser("issue", help="pre-issue signed labels: DIR/sheet.pdf, PNG + SVG each, URIs")
+    issue.add_argument("--herb", required=True, help="herb id, e.g. xiakucao")
+    issue.add_argument("--form", required=True, help="form id of that herb")
+    issue.add_argument("--count", type=int, required=True)
+    issue.add_argument("--out", required=True, help="output directory")
+    issue.add_argument("--kind", choices=["field", "carton"], default="field")
+    issue.add_argument("--org", help="USCC of the owning organisation (default: the platform operator)")
+    issue.set_defaults(func=_labels_issue)
+
+    vlabel = sub.add_parser("verify-label", help="verify one label (URI or PNG) against the published keys")
+    vlabel.add_argument("label", help="label URI, or an image file holding its QR code")
+    vlabel.add_argument("--url", help="server whose /api/v1/keys to trust (default: the label's own base)")
+    vlabel.add_argument("--keys", help="offline: a saved /api/v1/keys JSON document")
+    vlabel.set_defaults(func=_verify_label)
 
     keys = sub.add_parser("keys", help="public keys").add_subparsers(dest="keys_command", required=True)
     show = keys.add_parser("show", help="print public keys")

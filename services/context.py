@@ -43,8 +43,10 @@ class Context:
 
 def build_context(settings: Settings) -> Context:
     """Open the database, load or create keys, recover the log and check it against its last checkpoint."""
+    from services.migrate import upgrade
     from services.recovery import recover
 
+    upgrade(settings)
     engine = make_engine(settings.database_url, immediate=True)
     read_engine = make_engine(settings.database_url, immediate=False)
     keys = KeyRing.load(settings.key_dir, settings.log_origin)

@@ -150,7 +150,9 @@ def test_checkpoint_before_any_signature_is_a_404_problem(settings: Settings) ->
 def test_monitor_follows_the_log_through_the_public_api(client: TestClient, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from ledger.monitor import Monitor
 
-    monitor = Monitor(HTTPSource("http://testserver", client=client), [_verifier(client)], tmp_path / "m.json")
+    monitor = Monitor(
+        HTTPSource("http://testserver", client=client), [_verifier(client)], tmp_path / "m.json"
+    )
     assert monitor.poll() == [] and monitor.state.size == SIZE
 
 
@@ -160,7 +162,9 @@ def test_the_app_refuses_to_start_on_storage_that_contradicts_its_checkpoint(set
     from ledger.errors import StorageError
 
     app = create_app(settings)
-    app.state.ctx.log.append([Draft.of("test.event", "2026-06-12T08:00:00Z", "o", {"i": i}) for i in range(40)])
+    app.state.ctx.log.append(
+        [Draft.of("test.event", "2026-06-12T08:00:00Z", "o", {"i": i}) for i in range(40)]
+    )
     app.state.ctx.checkpointer.sign()
     app.state.ctx.stop()
     with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as db:

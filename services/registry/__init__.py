@@ -1,0 +1,1 @@
+"""Registry: organisations, users and API keys, bases and plots, pesticide products, devices."""
