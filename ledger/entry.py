@@ -133,6 +133,15 @@ class Draft:
     tail: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        try:
+            canonical = canonical_json(json.loads(self.body))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MalformedError(f"draft body is not JSON: {exc}") from exc
+        if canonical != self.body:
+            raise MalformedError("draft body must be RFC 8785 canonical JSON (use Draft.of)")
+        self._encode_envelope()
+
+    def _encode_envelope(self) -> None:
         lot = "null" if self.lot is None else _encode_string(self.lot)
         head = (
             f'{{"actor":{_encode_string(self.actor)},"body":{self.body.decode("utf-8")},'
@@ -149,7 +158,13 @@ class Draft:
             raise MalformedError(f"time {when!r} is not RFC 3339")
         if not kind or not actor:
             raise MalformedError("kind and actor are required")
-        return cls(kind=kind, time=when, actor=actor, body=canonical_json(body), lot=lot)
+        # The body is canonical by construction: skip the re-check that __init__ does.
+        draft = cls.__new__(cls)
+        for name, value in (("kind", kind), ("time", when), ("actor", actor), ("lot", lot)):
+            object.__setattr__(draft, name, value)
+        object.__setattr__(draft, "body", canonical_json(body))
+        draft._encode_envelope()
+        return draft
 
 
 def _quoted_hex(value: bytes | None) -> bytes:
@@ -189,10 +204,47 @@ def _parse_hash(obj: Mapping[str, Any], name: str) -> bytes | None:
     return bytes.fromhex(value)
 
 
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _reject_constant(name: str) -> Any:
+    raise MalformedError(f"{name} is not JSON")
+
+
+def _load_canonical(data: bytes) -> tuple[Any, bool]:
+    """Parse JSON and tell whether `data` is its RFC 8785 form, without walking the value in Python.
+
+    When the C encoder reproduces `data` exactly, the bytes are canonical unless a float literal is not in
+    ECMAScript form or a key lies above the BMP (where code-point order differs from UTF-16 order); only
+    those rare cases, and mismatches, take the exact slow path.
+    """
+    odd_floats: list[str] = []
+
+    def parse_float(literal: str) -> float:
+        value = float(literal)
+        # Without an exponent and a trailing ".0", Python's shortest repr is the ECMAScript form.
+        plain = "e" not in literal and "E" not in literal and not literal.endswith(".0")
+        if not (plain and repr(value) == literal) and _es6_number(value) != literal:
+            odd_floats.append(literal)
+        return value
+
+    def parse_int(literal: str) -> int:
+        value = int(literal)
+        if len(literal) > 15 and abs(value) > MAX_SAFE_INTEGER:
+            raise MalformedError(f"integer {literal} is outside the I-JSON range")
+        return value
+
+    text = data.decode("utf-8")
+    obj = json.loads(text, parse_float=parse_float, parse_int=parse_int, parse_constant=_reject_constant)
+    if not odd_floats and _fast_dumps(obj) == text and (text.isascii() or not _ASTRAL.search(text)):
+        return obj, True
+    return obj, canonical_json(obj) == data
+
+
 def parse_entry(data: bytes, *, check_canonical: bool = True) -> Entry:
     """Parse entry bytes; MalformedError unless they are a well-formed canonical entry."""
     try:
-        obj = json.loads(data)
+        obj, canonical = _load_canonical(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedError(f"entry is not JSON: {exc}") from exc
     if not isinstance(obj, dict) or set(obj) != _FIELDS:
@@ -206,7 +258,7 @@ def parse_entry(data: bytes, *, check_canonical: bool = True) -> Entry:
         raise MalformedError("time is not RFC 3339")
     if obj["lot"] is not None and not isinstance(obj["lot"], str):
         raise MalformedError("lot must be a string or null")
-    if check_canonical and canonical_json(obj) != data:
+    if check_canonical and not canonical:
         raise MalformedError("entry bytes are not RFC 8785 canonical JSON")
     lot_prev = _parse_hash(obj, "lot_prev")
     if obj["lot"] is None and lot_prev is not None:

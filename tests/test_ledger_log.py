@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -300,3 +301,39 @@ def test_tlog_proof_verifies_offline_and_fails_when_altered(store: Store) -> Non
         verify_tlog_proof(text.replace("\n50\n", "\n51\n"), [signer.verifier()])
     with pytest.raises(BadSignatureError):
         verify_tlog_proof(text, [Ed25519Signer.generate("example.test/log").verifier()])
+
+
+@pytest.mark.parametrize(
+    ("body", "canonical"),
+    [
+        ('{"a":61.5}', True),
+        ('{"a":61.0}', False),
+        ('{"a":61}', True),
+        ('{"a":1e-7}', True),
+        ('{"a":1e-07}', False),
+        ('{"a":0.000001}', True),
+        ('{"a":1E+21}', False),
+        ('{"a":1e+21}', True),
+        ('{"a":-0}', False),
+        ('{"b":1,"a":2}', False),
+        ('{"\\ufb33":1,"\U0001f600":2}', False),
+        ('{"\U0001f600":2,"\\ufb33":1}', False),
+        ('{"\U0001f600":2,"\ufb33":1}', True),
+        ('{"a":"\\u00e9"}', False),
+        ('{"a":"é"}', True),
+        ('{"a":NaN}', False),
+        ('{"a":12345678901234567890}', False),
+    ],
+)
+def test_only_rfc8785_canonical_entries_parse(body: str, canonical: bool) -> None:
+    entry = (
+        '{"actor":"o","body":' + body + ',"kind":"k","lot":null,"lot_prev":null,"prev":null,'
+        '"time":"2026-06-12T08:00:00Z","v":1}'
+    ).encode()
+    if canonical:
+        assert parse_entry(entry).body == json.loads(body)
+    else:
+        with pytest.raises(MalformedError):
+            parse_entry(entry)
+    with pytest.raises(MalformedError) if not canonical else contextlib.nullcontext():
+        Draft("k", "2026-06-12T08:00:00Z", "o", body.encode())
