@@ -12,8 +12,10 @@ from services import problems
 from services.catalog.api import router as catalog_router
 from services.context import Context, build_context
 from services.deps import Ctx
+from services.epcis.api import router as epcis_router
 from services.labels.api import router as labels_router
 from services.ledger.api import router as ledger_router
+from services.lots.api import events_router, lots_router
 from services.registry.api import router as registry_router
 from services.settings import Settings
 
@@ -49,6 +51,9 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.include_router(ledger_router)
     app.include_router(catalog_router)
     app.include_router(registry_router)
+    app.include_router(lots_router)
+    app.include_router(events_router)
+    app.include_router(epcis_router)
     app.include_router(labels_router)
 
     @app.get("/api/v1/keys", response_model=KeysOut, tags=["keys"])

@@ -157,6 +157,8 @@ def check_store(db: Path, acks: list[tuple[int, bytes]], signer: Ed25519Signer) 
 def test_killed_appender_loses_no_acknowledged_entry_and_leaves_no_partial_batch(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     db = tmp_path / "ledger.db"
+    # The schema exists before the first kill, which may land before the appender has created it.
+    SQLStore.sqlite(db).close()
     signer = Ed25519Signer.generate(ORIGIN)
     size = 0
     acked = 0

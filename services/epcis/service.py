@@ -1,0 +1,228 @@
+"""EPCIS use cases: capture documents, index events (the platform's own ones too), answer the standard query.
+
+A captured document is checked (services.epcis.rules), its events are stored as received (with the
+document's @context when they have none) and indexed by EPC, and one ledger entry commits to the document by
+SHA-256 and lists the event IDs: captured content itself never enters the ledger (it may name people).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from ledger.entry import Draft
+from ledger.log import Log
+from services.access import require_role, visible_org
+from services.epcis import mapping
+from services.epcis.models import CaptureResult, EpcisCapture, EpcisEpc, EpcisEvent
+from services.epcis.rules import EPC_PARAMETERS, EventQuery, document_problems, parse_time
+from services.errors import InvalidInputError, NotFoundError
+from services.ledger.service import append_entries
+from services.registry.models import Organisation, Principal
+
+CAPTURERS = frozenset({"admin", "grower", "processor", "lab", "buyer", "quality"})
+CAPTURED_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://daodi.dev/epcis/captured")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def store_epcis(
+    session: Session,
+    doc: dict[str, Any],
+    *,
+    org_id: int,
+    record_time: datetime,
+    lot_event_id: int | None = None,
+    capture_id: str | None = None,
+) -> EpcisEvent:
+    """Index one EPCIS event (the platform's or a captured one) with its EPCs. Requires a checked event."""
+    event_time = parse_time(doc["eventTime"])
+    assert event_time is not None
+
+    def ref(key: str) -> str | None:
+        value = doc.get(key)
+        return str(value["id"])[:300] if isinstance(value, dict) and "id" in value else None
+
+    row = EpcisEvent(
+        event_id=doc["eventID"],
+        event_type=doc["type"],
+        event_time=event_time.astimezone(UTC),
+        record_time=record_time,
+        action=doc.get("action"),
+        biz_step=(doc.get("bizStep") or None) and str(doc["bizStep"])[:300],
+        disposition=(doc.get("disposition") or None) and str(doc["disposition"])[:300],
+        read_point=ref("readPoint"),
+        biz_location=ref("bizLocation"),
+        org_id=org_id,
+        capture_id=capture_id,
+        lot_event_id=lot_event_id,
+        document=doc,
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    seen: set[tuple[str, str]] = set()
+    for epc, role in mapping.epc_index(doc):
+        if (epc, role) not in seen and len(epc) <= 300:
+            seen.add((epc, role))
+            session.add(EpcisEpc(event_row_id=row.id, epc=epc, role=role))
+    return row
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def capture(
+    session: Session,
+    principal: Principal,
+    doc: Any,
+    *,
+    log: Log,
+    now: datetime,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> CaptureResult:
+    """Capture an EPCIS 2.0 document: every event stored and indexed; events already known are skipped."""
+    require_role(principal, CAPTURERS, "capturing EPCIS events")
+    problems = document_problems(doc)
+    if problems:
+        where, reason = problems[0]
+        raise InvalidInputError(
+            f"{where}: {reason}",
+            field=where,
+            rule="epcis.invalid-document",
+            errors=[{"field": f, "message": m} for f, m in problems[:50]],
+        )
+    org = session.get(Organisation, principal.org_id)
+    assert org is not None
+    capture_id = new_id()
+    context = doc["@context"]
+    events: list[dict[str, Any]] = doc["epcisBody"]["eventList"]
+    stored: list[str] = []
+    duplicates = 0
+    pending: list[dict[str, Any]] = []
+    for event in events:
+        event = dict(event)
+        if "eventID" not in event:
+            event["eventID"] = f"urn:uuid:{uuid.uuid5(CAPTURED_NAMESPACE, _digest(event))}"
+        event.setdefault("@context", context)
+        known = session.exec(select(EpcisEvent.id).where(EpcisEvent.event_id == event["eventID"])).first()
+        if known is not None or event["eventID"] in stored or len(event["eventID"]) > 300:
+            duplicates += 1
+            continue
+        stored.append(event["eventID"])
+        pending.append(event)
+    row = EpcisCapture(
+        id=capture_id,
+        org_id=principal.org_id,
+        document_id=str(doc["id"])[:300] if isinstance(doc.get("id"), str) else None,
+        sha256=_digest(doc),
+        events=len(events),
+        duplicates=duplicates,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    for event in pending:
+        store_epcis(session, event, org_id=principal.org_id, record_time=now, capture_id=capture_id)
+    body = {"capture": capture_id, "org": org.uscc, "sha256": row.sha256, "events": stored}
+    [appended] = append_entries(session, log, [Draft.of("epcis.capture", now, principal.actor, body)])
+    row.ledger_index = appended.index
+    session.flush()
+    return CaptureResult(
+        capture_id=capture_id,
+        events=len(events),
+        stored=len(stored),
+        duplicates=duplicates,
+        event_ids=stored,
+        ledger_index=appended.index,
+    )
+
+
+def get_capture(session: Session, principal: Principal, capture_id: str) -> CaptureResult:
+    """The outcome of an earlier capture (visible to its organisation, admins and regulators)."""
+    row = session.get(EpcisCapture, capture_id)
+    org = visible_org(principal)
+    if row is None or (org is not None and row.org_id != org):
+        raise NotFoundError(f"no capture {capture_id}", field="capture_id")
+    ids = session.exec(
+        select(EpcisEvent.event_id).where(EpcisEvent.capture_id == capture_id).order_by(col(EpcisEvent.id))
+    ).all()
+    return CaptureResult(
+        capture_id=row.id,
+        events=row.events,
+        stored=len(ids),
+        duplicates=row.duplicates,
+        event_ids=list(ids),
+        ledger_index=row.ledger_index,
+    )
+
+
+def _like(value: str) -> str:
+    escaped = value[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def query_events(
+    session: Session, principal: Principal, query: EventQuery, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of events matching a SimpleEventQuery, and whether more follow."""
+    statement = select(EpcisEvent)
+    org = visible_org(principal)
+    if org is not None:
+        statement = statement.where(EpcisEvent.org_id == org)
+    if query.event_types:
+        statement = statement.where(col(EpcisEvent.event_type).in_(query.event_types))
+    columns = {
+        "EQ_action": col(EpcisEvent.action),
+        "EQ_bizStep": col(EpcisEvent.biz_step),
+        "EQ_disposition": col(EpcisEvent.disposition),
+        "EQ_readPoint": col(EpcisEvent.read_point),
+        "EQ_bizLocation": col(EpcisEvent.biz_location),
+        "EQ_eventID": col(EpcisEvent.event_id),
+    }
+    for name, values in query.equal.items():
+        statement = statement.where(columns[name].in_(values))
+    bounds = {
+        "GE_eventTime": col(EpcisEvent.event_time).__ge__,
+        "LT_eventTime": col(EpcisEvent.event_time).__lt__,
+        "GE_recordTime": col(EpcisEvent.record_time).__ge__,
+        "LT_recordTime": col(EpcisEvent.record_time).__lt__,
+    }
+    for name, moment in query.times.items():
+        statement = statement.where(bounds[name](moment.astimezone(UTC)))
+    for name, values in query.epcs.items():
+        matches = [
+            col(EpcisEpc.epc).like(_like(v), escape="\\") if v.endswith("*") else col(EpcisEpc.epc) == v
+            for v in values
+        ]
+        statement = statement.where(
+            col(EpcisEvent.id).in_(
+                select(EpcisEpc.event_row_id).where(
+                    col(EpcisEpc.role).in_(EPC_PARAMETERS[name]), or_(*matches)
+                )
+            )
+        )
+    order = col(EpcisEvent.record_time) if query.order_by == "recordTime" else col(EpcisEvent.event_time)
+    statement = statement.order_by(order.desc() if query.descending else order, col(EpcisEvent.id))
+    if query.count_limit is not None:
+        limit = max(0, min(limit, query.count_limit - offset))
+        if limit == 0:
+            return [], False
+    rows = session.exec(statement.limit(limit + 1).offset(offset)).all()
+    more = len(rows) > limit and (query.count_limit is None or offset + limit < query.count_limit)
+    return [dict(r.document) for r in rows[:limit]], more
+
+
+def query_document(events: list[dict[str, Any]], *, now: datetime) -> dict[str, Any]:
+    """Wrap query results in an EPCISQueryDocument."""
+    return mapping.query_document(events, created=_aware(now))

@@ -1,0 +1,1 @@
+"""Lots and events: from seed lot to decoction piece, lineage and trace."""
