@@ -234,3 +234,26 @@ def test_cli_issues_a_sheet_and_verify_label_checks_png_and_uri(settings: Settin
         [*run, "verify-label", forged, "--keys", str(keys_json)], capture_output=True, text=True, env=env
     )
     assert bad.returncode == 1 and json.loads(bad.stdout)["signature"] == "invalid"
+
+
+def test_labels_for_an_unknown_organisation_are_refused_not_a_database_error(
+    admin: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, auth = admin
+    body = {"form": "prunella.fresh", "count": 1, "org_id": 999}
+    response = client.post("/api/v1/labels", json=body, headers=auth)
+    assert response.status_code == 422 and response.json()["rule"] == "registry.unknown-org"
+    response = client.post("/api/v1/labels", json={**body, "org_id": 2**31}, headers=auth)
+    assert response.status_code == 400 and response.json()["field"] == "org_id"
+    response = client.post("/api/v1/labels", json={"form": "a\u0000b", "count": 1}, headers=auth)
+    assert response.status_code == 400 and response.json()["field"] == "form"
+
+
+def test_checking_the_qr_version_of_thousands_of_labels_is_fast() -> None:
+    import time
+
+    uri = signed(label_path(GTIN, serial="7KQ2M9XW4T"))
+    start = time.perf_counter()
+    for _ in range(200):
+        render.qr_version(uri, "Q")
+    assert time.perf_counter() - start < 1.0  # building the matrix each time took ~13 ms per label

@@ -232,3 +232,25 @@ def test_control_characters_in_text_and_ids_are_rejected_before_the_database(api
     assert response.status_code == 400 and response.json()["field"] == "name"
     assert api.client.get("/api/v1/catalog/herbs/a%00b").status_code == 400
     assert api.client.get("/api/v1/catalog/forms", params={"herb": "a\u0001"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/orgs/2147483648",
+        "/api/v1/users/4611686018427387903",
+        "/api/v1/plots?base_id=2147483648",
+        "/api/v1/catalog/regions/queshan-gi/versions/2147483648",
+        "/api/v1/catalog/specs/prunella.dried/versions/2147483648",
+    ],
+)
+def test_ids_beyond_an_integer_column_are_400s_not_database_errors(api: Api, path: str) -> None:
+    response = api.client.get(path, headers=api.admin)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == PROBLEM
+
+
+def test_unicode_digits_are_not_an_administrative_code(api: Api) -> None:
+    base = {"code": "B1", "name": "b", "kind": "production", "admin_code": "٤١١٧٢٥"}
+    response = api.client.post("/api/v1/bases", json=base, headers=api.admin)
+    assert response.status_code == 422 and response.json()["field"] == "admin_code"

@@ -23,7 +23,7 @@ from services.catalog.models import (
     YieldIn,
 )
 from services.deps import Ctx, CurrentUser, ReadSessionDep, SessionDep
-from services.fields import FORM_ID, HERB_ID
+from services.fields import FORM_ID, HERB_ID, INT4_MAX
 from services.pages import Limit, Offset, Page
 from services.problems import PROBLEM_RESPONSES
 
@@ -121,7 +121,7 @@ def region_versions(
 
 @router.get("/regions/{code}/versions/{version}", response_model=RegionPublic)
 def get_region_version(
-    session: ReadSessionDep, code: RegionCode, version: Annotated[int, Path(ge=1, le=2**31)]
+    session: ReadSessionDep, code: RegionCode, version: Annotated[int, Path(ge=1, le=INT4_MAX)]
 ) -> RegionPublic:
     """One version of a region."""
     return service.get_region(session, code, version)
@@ -173,7 +173,7 @@ def spec_versions(
 def get_spec_version(
     session: ReadSessionDep,
     form_id: FormId,
-    version: Annotated[int, Path(ge=1, le=2**31)],
+    version: Annotated[int, Path(ge=1, le=INT4_MAX)],
     name: SpecName = service.DEFAULT_SPEC,
 ) -> SpecPublic:
     """One version of a form's spec profile."""

@@ -10,7 +10,7 @@ from pydantic import Field as PField
 from sqlalchemy import JSON, BigInteger, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from services.fields import FormCode, HerbCode, Text
+from services.fields import FormCode, HerbCode, Text, UtcDateTime
 
 FormKind = Literal["seed", "seedling", "fresh", "dried", "piece"]
 RegionKind = Literal["daodi", "gi"]
@@ -159,8 +159,8 @@ class FormIn(BaseModel):
     kind: FormKind
     name_zh: Text = PField(min_length=1, max_length=100)
     name_en: Text = PField(min_length=1, max_length=200)
-    gtin: str = PField(pattern=r"^\d{1,20}$")
-    gbt31774: str | None = PField(default=None, pattern=r"^\d{4}$")
+    gtin: str = PField(pattern=r"^[0-9]{1,20}$")
+    gbt31774: str | None = PField(default=None, pattern=r"^[0-9]{4}$")
     method: Text | None = PField(default=None, max_length=500)
     auxiliaries: list[dict[str, Any]] = PField(default_factory=list, max_length=20)
 
@@ -211,7 +211,7 @@ class RegionIn(BaseModel):
     """A new version of a region: the geometry is validated (closed rings, WGS84, simple)."""
 
     kind: RegionKind
-    admin_code: str = PField(pattern=r"^\d{6}$")
+    admin_code: str = PField(pattern=r"^[0-9]{6}$")
     name_zh: Text = PField(min_length=1, max_length=200)
     name_en: Text = PField(min_length=1, max_length=200)
     geometry: dict[str, Any]
@@ -229,7 +229,7 @@ class RegionPublic(BaseModel):
     name_en: str
     geometry: dict[str, Any]
     note: str | None
-    created_at: datetime
+    created_at: UtcDateTime
     created_by: str
     ledger_index: int | None
 
@@ -274,6 +274,6 @@ class SpecPublic(BaseModel):
     version: int
     limits: list[dict[str, Any]]
     reason: str | None
-    created_at: datetime
+    created_at: UtcDateTime
     created_by: str
     ledger_index: int | None

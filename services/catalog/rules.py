@@ -14,7 +14,7 @@ from datetime import date
 from services.findings import Finding
 
 SO2 = "so2"
-_GTIN14 = re.compile(r"^\d{14}$")
+_GTIN14 = re.compile(r"^[0-9]{14}\Z")  # ASCII digits: \d would take any Unicode digit
 
 
 def gtin_check_digit(body: str) -> int:

@@ -14,6 +14,7 @@ from services.epcis import service
 from services.epcis.models import CaptureResult
 from services.epcis.rules import parse_query
 from services.errors import InvalidInputError
+from services.fields import TEXT
 from services.problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/epcis", tags=["epcis"], responses=PROBLEM_RESPONSES)
@@ -44,9 +45,10 @@ EXAMPLE_DOCUMENT: dict[str, Any] = {
     },
 }
 Multi = Annotated[
-    str | None, Query(description="one value, or several separated by `|` (or repeat the parameter)")
+    str | None,
+    Query(pattern=TEXT, description="one value, or several separated by `|` (or repeat the parameter)"),
 ]
-Time = Annotated[str | None, Query(description="RFC 3339 date-time with offset")]
+Time = Annotated[str | None, Query(pattern=TEXT, description="RFC 3339 date-time with offset")]
 
 
 @router.post("/capture", response_model=CaptureResult, status_code=202)
@@ -69,7 +71,7 @@ def capture(
 
 @router.get("/capture/{capture_id}", response_model=CaptureResult)
 def get_capture(
-    session: ReadSessionDep, user: CurrentUser, capture_id: Annotated[str, Path(max_length=40)]
+    session: ReadSessionDep, user: CurrentUser, capture_id: Annotated[str, Path(max_length=40, pattern=TEXT)]
 ) -> CaptureResult:
     """The outcome of a capture."""
     return service.get_capture(session, user, capture_id)
@@ -104,11 +106,13 @@ def query_events(
     MATCH_inputEPCClass: Multi = None,
     MATCH_outputEPCClass: Multi = None,
     MATCH_anyEPCClass: Multi = None,
-    orderBy: Annotated[str | None, Query(description="eventTime or recordTime")] = None,
-    orderDirection: Annotated[str | None, Query(description="ASC or DESC")] = None,
-    eventCountLimit: Annotated[str | None, Query(description="at most this many events")] = None,
+    orderBy: Annotated[str | None, Query(pattern=TEXT, description="eventTime or recordTime")] = None,
+    orderDirection: Annotated[str | None, Query(pattern=TEXT, description="ASC or DESC")] = None,
+    eventCountLimit: Annotated[
+        str | None, Query(pattern=TEXT, description="at most this many events")
+    ] = None,
     perPage: Annotated[int, Query(ge=1, le=200)] = 30,
-    nextPageToken: Annotated[str | None, Query(max_length=20)] = None,
+    nextPageToken: Annotated[str | None, Query(max_length=20, pattern=TEXT)] = None,
 ) -> JSONResponse:
     """Events matching the standard query parameters as an EPCISQueryDocument; `Link: rel="next"` pages."""
     params: dict[str, list[str]] = {}

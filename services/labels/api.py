@@ -9,17 +9,18 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from services.deps import Ctx, CurrentUser, ReadSessionDep, SessionDep
+from services.fields import Text
 from services.labels import render, service
 from services.labels.models import IssueIn, LabelPublic
 from services.problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1/labels", tags=["labels"], responses=PROBLEM_RESPONSES)
-Gtin = Annotated[str, Path(pattern=r"^\d{14}$")]
+Gtin = Annotated[str, Path(pattern=r"^[0-9]{14}$")]
 Serial = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,20}$")]
 
 
 class VoidIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=200, examples=["torn at the packing line"])
+    reason: Text = Field(min_length=1, max_length=200, examples=["torn at the packing line"])
 
 
 @router.post("", response_model=list[LabelPublic], status_code=201)

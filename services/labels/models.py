@@ -10,6 +10,8 @@ from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from services.fields import FormCode, RowId, UtcDateTime
+
 LabelKind = Literal["field", "carton"]
 LabelStatus = Literal["issued", "activated", "voided"]
 
@@ -38,12 +40,10 @@ class Label(SQLModel, table=True):
 
 
 class IssueIn(BaseModel):
-    form: str = PField(min_length=1, max_length=60, description="catalog form id, e.g. xkc-fresh")
+    form: FormCode = PField(description="catalog form id, e.g. prunella.fresh")
     count: int = PField(ge=1, le=5000)
     kind: LabelKind = PField(default="field", description="field tags use error correction Q, cartons M")
-    org_id: int | None = PField(
-        default=None, ge=1, description="owner; defaults to the caller's organisation"
-    )
+    org_id: RowId | None = PField(default=None, description="owner; defaults to the caller's organisation")
 
 
 class LabelPublic(BaseModel):
@@ -55,7 +55,7 @@ class LabelPublic(BaseModel):
     uri: str
     status: str
     lot_code: str | None
-    issued_at: datetime
-    activated_at: datetime | None
-    voided_at: datetime | None
+    issued_at: UtcDateTime
+    activated_at: UtcDateTime | None
+    voided_at: UtcDateTime | None
     ledger_index: int | None

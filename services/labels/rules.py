@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from services.catalog.rules import gtin_problem
 
 # AI 10 and AI 21 values we issue: the URI-safe subset of GS1 CSET 82, at most 20 characters.
-CODE = re.compile(r"^[A-Za-z0-9._-]{1,20}$")
+CODE = re.compile(r"^[A-Za-z0-9._-]{1,20}\Z")
 _PATH = re.compile(
-    r"^/01/(?P<gtin>\d{14})(?:/10/(?P<lot>[A-Za-z0-9._-]{1,20}))?(?:/21/(?P<serial>[A-Za-z0-9._-]{1,20}))?$"
+    r"^/01/(?P<gtin>[0-9]{14})(?:/10/(?P<lot>[A-Za-z0-9._-]{1,20}))?(?:/21/(?P<serial>[A-Za-z0-9._-]{1,20}))?$"
 )
-_ATTR = re.compile(r"^(?:7007=\d{6}|422=\d{3}|[kK]=[A-Za-z0-9]{1,8})$")
+_ATTR = re.compile(r"^(?:7007=[0-9]{6}|422=[0-9]{3}|[kK]=[A-Za-z0-9]{1,8})$")
 
 
 @dataclass(frozen=True, slots=True)

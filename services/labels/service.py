@@ -18,6 +18,7 @@ from services.labels.render import Level, qr_version
 from services.labels.rules import LabelSigner, label_path, sign_label
 from services.ledger.service import append_entries
 from services.registry.models import Principal
+from services.registry.service import require_org
 
 ISSUERS = frozenset({"admin", "grower", "processor"})
 # Crockford base32 without I, L, O, U: unguessable serials that survive being read aloud or retyped.
@@ -44,6 +45,7 @@ def issue_labels(
     require_role(principal, ISSUERS, "issuing labels")
     org_id = data.org_id or principal.org_id
     require_org_write(principal, org_id)
+    require_org(session, org_id)
     form = require_form(session, data.form)
     level: Level = "Q" if data.kind == "field" else "M"
     labels: list[Label] = []

@@ -15,6 +15,7 @@ from sqlmodel import Session
 from ledger.log import Log
 from services.deps import Ctx, CurrentUser, ReadSessionDep, SessionDep
 from services.epcis import mapping
+from services.fields import INT4_MAX, TEXT
 from services.lots import service
 from services.lots.models import (
     CorrectionIn,
@@ -46,8 +47,10 @@ from services.registry.models import Principal
 
 lots_router = APIRouter(prefix="/api/v1/lots", tags=["lots"], responses=PROBLEM_RESPONSES)
 events_router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=PROBLEM_RESPONSES)
-LotCode = Annotated[str, Path(min_length=1, max_length=40, description="lot code", examples=["QS26H0007"])]
-Id = Annotated[int, Path(ge=1, le=2**62)]
+LotCode = Annotated[
+    str, Path(min_length=1, max_length=40, pattern=TEXT, description="lot code", examples=["QS26H0007"])
+]
+Id = Annotated[int, Path(ge=1, le=INT4_MAX)]
 
 
 def _now() -> datetime:
@@ -181,8 +184,8 @@ def list_events(
     session: ReadSessionDep,
     user: CurrentUser,
     type: EventType | None = None,
-    lot: Annotated[str | None, Query(max_length=40)] = None,
-    plot_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    lot: Annotated[str | None, Query(max_length=40, pattern=TEXT)] = None,
+    plot_id: Annotated[int | None, Query(ge=1, le=INT4_MAX)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[EventPublic]:
@@ -203,9 +206,9 @@ def get_event(session: ReadSessionDep, user: CurrentUser, event_id: Id) -> Event
 def list_lots(
     session: ReadSessionDep,
     user: CurrentUser,
-    herb: Annotated[str | None, Query(max_length=40)] = None,
-    form: Annotated[str | None, Query(max_length=60)] = None,
-    kind: Annotated[str | None, Query(max_length=20)] = None,
+    herb: Annotated[str | None, Query(max_length=40, pattern=TEXT)] = None,
+    form: Annotated[str | None, Query(max_length=60, pattern=TEXT)] = None,
+    kind: Annotated[str | None, Query(max_length=20, pattern=TEXT)] = None,
     status: LotStatus | None = None,
     limit: Limit = 50,
     offset: Offset = 0,

@@ -12,10 +12,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 from pydantic import Field as PField
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from services.fields import CONTROL, INT4_MAX
 
 EventType = Literal[
     "seed-lot",
@@ -195,7 +197,18 @@ _TIME = PField(description="when it happened, RFC 3339 with offset", examples=["
 
 
 class _In(BaseModel):
+    """Input of a lots use case: unknown fields and control characters in text are refused."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        # NUL and other control characters are never data here, and PostgreSQL text cannot hold NUL.
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and CONTROL.search(t) for t in texts):
+            raise ValueError("control characters are not allowed")
+        return value
 
 
 class LotQuantity(_In):
@@ -257,7 +270,7 @@ class PlantingIn(_In):
             ]
         },
     )
-    plot_id: int = PField(ge=1, le=2**62)
+    plot_id: int = PField(ge=1, le=INT4_MAX)
     seed_lot: str = PField(min_length=1, max_length=40)
     cycle: str = PField(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$", examples=["2025-2026"])
     quantity_kg: Kg = _KG
@@ -282,10 +295,10 @@ class FieldOperationIn(_In):
             ]
         },
     )
-    plot_id: int = PField(ge=1, le=2**62)
+    plot_id: int = PField(ge=1, le=INT4_MAX)
     operation: Operation
     event_time: AwareDatetime = _TIME
-    pesticide_id: int | None = PField(default=None, ge=1, le=2**62)
+    pesticide_id: int | None = PField(default=None, ge=1, le=INT4_MAX)
     product: str | None = PField(default=None, max_length=100, description="fertiliser or other input")
     dose: Decimal | None = PField(default=None, allow_inf_nan=False)
     dose_unit: str | None = PField(default=None, max_length=20)
@@ -315,7 +328,7 @@ class HarvestIn(_In):
             ]
         },
     )
-    plot_id: int = PField(ge=1, le=2**62)
+    plot_id: int = PField(ge=1, le=INT4_MAX)
     lot_code: str = _CODE
     quantity_kg: Kg = _KG
     event_time: AwareDatetime = _TIME
@@ -523,7 +536,7 @@ class ShippingIn(_In):
         },
     )
     lot: str = PField(min_length=1, max_length=40)
-    consignee_org_id: int = PField(ge=1, le=2**62)
+    consignee_org_id: int = PField(ge=1, le=INT4_MAX)
     delivery_ref: str = PField(pattern=REF)
     invoice_ref: str | None = PField(default=None, pattern=REF)
     event_time: AwareDatetime = _TIME
@@ -541,7 +554,7 @@ class ReceivingIn(_In):
         },
     )
 
-    shipment_id: int = PField(ge=1, le=2**62)
+    shipment_id: int = PField(ge=1, le=INT4_MAX)
     received_kg: Kg | None = PField(default=None, allow_inf_nan=False)
     event_time: AwareDatetime = _TIME
 

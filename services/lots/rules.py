@@ -13,7 +13,7 @@ from decimal import Decimal
 from services.catalog.rules import YieldRange, mass_balance_findings
 from services.findings import Finding
 
-LOT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$")
+LOT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}\Z")
 MAX_KG = Decimal(10_000_000)
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_FRESH_KG_PER_MU = Decimal(5000)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from services.deps import Ctx, CurrentUser, ReadSessionDep, SessionDep
+from services.fields import INT4_MAX
 from services.pages import Limit, Offset, Page
 from services.problems import PROBLEM_RESPONSES
 from services.registry import service
@@ -30,7 +31,7 @@ from services.registry.models import (
 )
 
 router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES)
-Id = Annotated[int, Path(ge=1, le=2**62)]
+Id = Annotated[int, Path(ge=1, le=INT4_MAX)]
 
 
 def _now() -> datetime:
@@ -122,7 +123,7 @@ def register_plot(session: SessionDep, ctx: Ctx, user: CurrentUser, data: PlotIn
 def list_plots(
     session: ReadSessionDep,
     user: CurrentUser,
-    base_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    base_id: Annotated[int | None, Query(ge=1, le=INT4_MAX)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[PlotPublic]:

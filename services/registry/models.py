@@ -11,7 +11,7 @@ from pydantic import Field as PField
 from sqlalchemy import JSON, BigInteger, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from services.fields import HerbCode, Text
+from services.fields import HerbCode, RowId, Text, UtcDateTime
 
 Role = Literal["grower", "processor", "lab", "buyer", "regulator", "quality", "admin"]
 ROLES: tuple[str, ...] = ("grower", "processor", "lab", "buyer", "regulator", "quality", "admin")
@@ -160,12 +160,12 @@ class OrgPublic(BaseModel):
     name: str
     kind: str
     admin_code: str
-    created_at: datetime
+    created_at: UtcDateTime
     ledger_index: int | None
 
 
 class UserIn(BaseModel):
-    org_id: int = PField(ge=1)
+    org_id: RowId
     name: Text = PField(min_length=1, max_length=100)
     roles: list[Role] = PField(min_length=1, max_length=len(ROLES))
 
@@ -178,7 +178,7 @@ class UserPublic(BaseModel):
     name: str
     roles: list[str]
     active: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class UserWithKey(BaseModel):
@@ -192,7 +192,7 @@ class ApiKeyOut(BaseModel):
 
 
 class BaseIn(BaseModel):
-    org_id: int | None = PField(default=None, ge=1, description="defaults to the caller's organisation")
+    org_id: RowId | None = PField(default=None, description="defaults to the caller's organisation")
     code: str = PField(pattern=CODE)
     name: Text = PField(min_length=1, max_length=200)
     kind: BaseKind
@@ -208,12 +208,12 @@ class BasePublic(BaseModel):
     name: str
     kind: str
     admin_code: str
-    created_at: datetime
+    created_at: UtcDateTime
     ledger_index: int | None
 
 
 class PlotIn(BaseModel):
-    base_id: int = PField(ge=1)
+    base_id: RowId
     code: str = PField(pattern=CODE)
     name: Text = PField(min_length=1, max_length=200)
     admin_code: Text = PField(min_length=1, max_length=10)
@@ -241,7 +241,7 @@ class PlotPublic(BaseModel):
     centroid_lon: float
     centroid_lat: float
     regions: list[RegionMembership]
-    created_at: datetime
+    created_at: UtcDateTime
     ledger_index: int | None
 
 
@@ -274,8 +274,8 @@ class PesticidePublic(BaseModel):
 
 class DeviceIn(BaseModel):
     id: str = PField(pattern=DEVICE_ID)
-    org_id: int | None = PField(default=None, ge=1, description="defaults to the caller's organisation")
-    plot_id: int | None = PField(default=None, ge=1)
+    org_id: RowId | None = PField(default=None, description="defaults to the caller's organisation")
+    plot_id: RowId | None = None
     public_key: Text | None = PField(default=None, max_length=300, description="C2SP note verifier key")
     signed_by: SignedBy = "device"
 
@@ -289,5 +289,5 @@ class DevicePublic(BaseModel):
     public_key: str | None
     signed_by: str
     active: bool
-    created_at: datetime
+    created_at: UtcDateTime
     ledger_index: int | None

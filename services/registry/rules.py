@@ -13,8 +13,8 @@ from services.geometry import Area, Polygon, centroid, contains, point_in_area
 # GB 32100-2015: 31 characters (no I, O, Z, S, V) and these weights for the first 17 positions.
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_ADMIN_CODE = re.compile(r"^[1-8]\d{5}$")
-_PESTICIDE_REG = re.compile(r"^(PD|PDN|WP|WL|LS)\d{6,8}$")
+_ADMIN_CODE = re.compile(r"^[1-8][0-9]{5}\Z")
+_PESTICIDE_REG = re.compile(r"^(PD|PDN|WP|WL|LS)[0-9]{6,8}\Z")
 
 
 def uscc_check_character(first17: str) -> str:

@@ -175,7 +175,8 @@ def get_org(session: Session, principal: Principal, org_id: int) -> OrgPublic:
     return OrgPublic.model_validate(org)
 
 
-def _require_org(session: Session, org_id: int, field: str = "org_id") -> Organisation:
+def require_org(session: Session, org_id: int, field: str = "org_id") -> Organisation:
+    """The organisation `org_id`; InvalidInputError naming `field` when there is none."""
     org = session.get(Organisation, org_id)
     if org is None:
         raise InvalidInputError(f"no organisation {org_id}", field=field, rule="registry.unknown-org")
@@ -188,7 +189,7 @@ def _require_org(session: Session, org_id: int, field: str = "org_id") -> Organi
 def create_user(session: Session, principal: Principal, data: UserIn, *, now: datetime) -> UserWithKey:
     """Create a user with roles in an organisation (admin only) and issue its first API key."""
     require_role(principal, ORG_ADMINS, "creating a user")
-    _require_org(session, data.org_id)
+    require_org(session, data.org_id)
     user = User(org_id=data.org_id, name=data.name, roles=sorted(set(data.roles)), created_at=now)
     session.add(user)
     session.flush()
@@ -244,7 +245,7 @@ def create_base(
     require_role(principal, BASE_WRITERS, "registering a base")
     org_id = data.org_id or principal.org_id
     require_org_write(principal, org_id)
-    org = _require_org(session, org_id)
+    org = require_org(session, org_id)
     _check_admin_code(data.admin_code)
     exists = select(ProductionBase).where(ProductionBase.org_id == org_id, ProductionBase.code == data.code)
     if session.execute(exists).first() is not None:
@@ -468,7 +469,7 @@ def register_device(
     require_role(principal, DEVICE_WRITERS, "registering a device")
     org_id = data.org_id or principal.org_id
     require_org_write(principal, org_id)
-    org = _require_org(session, org_id)
+    org = require_org(session, org_id)
     if data.plot_id is not None:
         plot = session.get(Plot, data.plot_id)
         if plot is None or plot.org_id != org_id:
