@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from mobile_api.api import router as mobile_router
 from services import problems
 from services.catalog.api import router as catalog_router
 from services.context import Context, build_context
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.include_router(events_router)
     app.include_router(epcis_router)
     app.include_router(labels_router)
+    app.include_router(mobile_router)
 
     @app.get("/api/v1/keys", response_model=KeysOut, tags=["keys"])
     def keys(ctx: Ctx) -> KeysOut:

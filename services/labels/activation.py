@@ -1,0 +1,1047 @@
+"""Harvest by scanning: activate pre-issued unit labels as a new fresh-herb lot; offline sync; field photos.
+
+A grower scans the pre-issued label on each crate and records the harvest on the phone, often offline. A
+record carries a client-generated ULID and the time the phone recorded it. `record_harvest` checks every
+label (signature, ours, unused), the GPS fix against the plot (a warning with the distance when outside),
+the planting's age (三七 needs three years), then calls the lots use case `harvest` (PHI, banned inputs,
+season, daodi origin), binds the labels to the new lot and appends one `labels.activated` ledger entry on
+the lot's chain that commits to the photos by SHA-256; all in the caller's transaction. The answer lists
+each check and its result.
+
+Idempotency: a unique constraint on (organisation, client id) in `labels_activations` claims a record; the
+same id with the same content returns the stored result, with other content a ConflictError carrying the
+stored version. Rejected records are not stored: the phone may fix one and send it again under its id.
+
+Photos are uploaded separately (resumable chunks), re-hashed by the server and kept beside the ledger in
+`labels_photos`; only their SHA-256 enters the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from pydantic import Field as PField
+from sqlalchemy import JSON, BigInteger, Column, DateTime, LargeBinary, UniqueConstraint, delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from ledger.entry import Draft
+from ledger.log import Log
+from services.access import PLATFORM_ROLES, can_read_org, require_org_write, require_role
+from services.catalog.models import Form, Herb
+from services.catalog.rules import harvest_season_findings
+from services.catalog.service import seasons_of
+from services.epcis import mapping
+from services.errors import (
+    ConflictError,
+    DomainError,
+    GoneError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RuleViolation,
+)
+from services.findings import Finding
+from services.geometry import Polygon, parse_geometry, point_in_polygon
+from services.labels.models import Label
+from services.labels.rules import LabelError, verify_label
+from services.ledger.service import append_entries
+from services.lots import service as lots
+from services.lots.models import Gps, HarvestIn, LotEvent, Planting
+from services.lots.models import Lot as LotRow
+from services.registry.models import Organisation, Pesticide, Plot, Principal, ProductionBase
+
+HARVESTERS = frozenset({"admin", "grower"})
+MIN_PLANTING_YEARS: Mapping[str, int] = {"notoginseng": 3}
+"""Herb -> years a planting must have grown before its harvest (三年七). Belongs in the catalog data."""
+MAX_PHOTO_BYTES = 8 * 1024 * 1024
+MAX_CHUNK_BYTES = 1024 * 1024
+MAX_RECORDS = 1000
+SHA256_HEX = r"^[0-9a-f]{64}$"
+ULID = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+EARTH_RADIUS_M = 6371008.8
+CheckResult = Literal["pass", "warning", "fail", "skipped"]
+
+# -- tables -----------------------------------------------------------------------------------------------
+
+
+class Activation(SQLModel, table=True):
+    """A harvest record received from a phone: its client id claims it, its stored result answers replays."""
+
+    __tablename__ = "labels_activations"
+    __table_args__ = (UniqueConstraint("org_id", "client_id", name="uq_labels_activations_org_client"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="registry_orgs.id", index=True)
+    user_id: int = Field(foreign_key="registry_users.id", index=True)
+    client_id: str = Field(max_length=26)
+    content_sha256: str = Field(max_length=64)
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    lot_code: str | None = Field(default=None, max_length=20, index=True)
+    result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class Photo(SQLModel, table=True):
+    """A harvest photo, content-addressed: the server re-hashed it; personal data, never in the ledger."""
+
+    __tablename__ = "labels_photos"
+
+    org_id: int = Field(foreign_key="registry_orgs.id", primary_key=True)
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int = Field(sa_type=BigInteger)
+    media_type: str = Field(max_length=40)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    user_id: int = Field(foreign_key="registry_users.id")
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class PhotoUpload(SQLModel, table=True):
+    """A photo upload in progress: the bytes received so far (chunks arrive in order)."""
+
+    __tablename__ = "labels_photo_uploads"
+
+    org_id: int = Field(foreign_key="registry_orgs.id", primary_key=True)
+    sha256: str = Field(primary_key=True, max_length=64)
+    total: int = Field(sa_type=BigInteger)
+    received: int = Field(default=0, sa_type=BigInteger)
+    data: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+# -- API shapes -------------------------------------------------------------------------------------------
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GpsFix(_In):
+    lon: float = PField(ge=-180, le=180, allow_inf_nan=False, examples=[114.002])
+    lat: float = PField(ge=-90, le=90, allow_inf_nan=False, examples=[32.802])
+    accuracy_m: float = PField(ge=0, le=100_000, allow_inf_nan=False, description="horizontal, metres")
+
+
+HARVEST_EXAMPLE: dict[str, Any] = {
+    "id": "01JDAZ3V2Q8K4M7N9P0R5S6T1W",
+    "type": "harvest",
+    "recorded_at": "2026-06-12T08:05:00+08:00",
+    "plot_id": 1,
+    "labels": ["http://127.0.0.1:8000/01/06901234000030/21/7KQ2M9XW4T?k=1&s=<signature>"],
+    "quantity_kg": "1200",
+    "harvested_at": "2026-06-12T08:00:00+08:00",
+    "gps": {"lon": 114.002, "lat": 32.802, "accuracy_m": 8},
+    "photos": ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+}
+
+
+class HarvestRecord(_In):
+    """A harvest recorded on the phone: the scanned labels become one new fresh-herb lot."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [HARVEST_EXAMPLE]})
+
+    id: str = PField(pattern=ULID, description="client-generated ULID (Crockford base32, upper case)")
+    type: Literal["harvest"] = "harvest"
+    recorded_at: AwareDatetime = PField(description="when the phone recorded it (RFC 3339 with offset)")
+    plot_id: int = PField(ge=1, le=2**31 - 1)
+    labels: list[Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,400}$")]] = PField(
+        min_length=1, max_length=200, description="the scanned label URIs, exactly as the QR codes carry them"
+    )
+    quantity_kg: Decimal = PField(allow_inf_nan=False, description="kilograms, at most 3 decimal places")
+    harvested_at: AwareDatetime = PField(description="when the harvest happened")
+    gps: GpsFix | None = None
+    photos: list[Annotated[str, StringConstraints(pattern=SHA256_HEX)]] = PField(
+        default_factory=list, max_length=20, description="SHA-256 of each photo, lowercase hex"
+    )
+    cycle: str | None = PField(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$", description="default: the latest planting"
+    )
+
+    def content(self) -> dict[str, Any]:
+        """The record's meaning in canonical form: what makes two submissions of one id the same."""
+        return {
+            "type": self.type,
+            "recorded_at": self.recorded_at.astimezone(UTC).isoformat(),
+            "plot_id": self.plot_id,
+            "labels": sorted(label.strip() for label in self.labels),
+            "quantity_kg": format(self.quantity_kg.normalize(), "f"),
+            "harvested_at": self.harvested_at.astimezone(UTC).isoformat(),
+            "gps": self.gps.model_dump() if self.gps is not None else None,
+            "photos": sorted(p.lower() for p in self.photos),
+            "cycle": self.cycle,
+        }
+
+
+class Check(BaseModel):
+    """One check of a harvest and its result; `rule` names the domain rule behind a warning or failure."""
+
+    check: str
+    result: CheckResult
+    detail: str
+    rule: str | None = None
+    distance_m: float | None = None
+    accuracy_m: float | None = None
+
+
+class ActivatedLabel(BaseModel):
+    gtin: str
+    serial: str
+
+
+class HarvestResult(BaseModel):
+    """What a harvest record produced: the lot, its labels, each check, the ledger entries."""
+
+    id: str
+    lot_code: str
+    form: str
+    quantity_kg: Decimal
+    daodi: bool | None
+    labels: list[ActivatedLabel]
+    checks: list[Check]
+    event_id: int
+    harvest_ledger_index: int
+    activation_ledger_index: int
+    photos: list[str]
+
+
+class SyncIn(_In):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"records": [HARVEST_EXAMPLE]}]}
+    )
+
+    records: list[HarvestRecord] = PField(min_length=1, max_length=MAX_RECORDS)
+
+
+class SyncItem(BaseModel):
+    """The outcome of one record: 201 created, 200 replayed, 409 conflict (with `stored`), or a problem."""
+
+    id: str
+    status: int
+    result: HarvestResult | None = None
+    problem: dict[str, Any] | None = None
+    stored: dict[str, Any] | None = None
+
+
+class SyncOut(BaseModel):
+    """Per-record outcomes, in the order the records were processed (by `recorded_at`, then id)."""
+
+    results: list[SyncItem]
+    created: int
+    replayed: int
+    conflicts: int
+    failed: int
+
+
+class ScanOut(BaseModel):
+    """What a scanned label is: its status, whose, which lot."""
+
+    uri: str
+    signature_valid: bool
+    gtin: str
+    serial: str | None
+    status: str
+    form: str
+    herb: str
+    org_id: int
+    org_name: str
+    yours: bool
+    lot_code: str | None
+    issued_at: datetime
+    activated_at: datetime | None
+    voided_at: datetime | None
+
+
+class PhotoStatus(BaseModel):
+    sha256: str
+    received: int
+    total: int | None
+    complete: bool
+    media_type: str | None = None
+
+
+# -- pure rules -------------------------------------------------------------------------------------------
+
+
+def _years_after(moment: date, years: int) -> date:
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def planting_age_findings(
+    herb: str, planted_on: date, harvested_on: date, minimum: Mapping[str, int] = MIN_PLANTING_YEARS
+) -> list[Finding]:
+    """A herb with a minimum growing time (三七: 3 years) may not be harvested from a younger planting."""
+    years = minimum.get(herb)
+    if years is None:
+        return []
+    earliest = _years_after(planted_on, years)
+    if harvested_on >= earliest:
+        return []
+    return [
+        Finding(
+            "harvest.planting-too-young",
+            "hard",
+            f"the planting of {planted_on.isoformat()} is younger than the {years} years {herb} needs"
+            f" (harvest from {earliest.isoformat()})",
+            f"种植于 {planted_on.isoformat()}，未满 {years} 年，{earliest.isoformat()} 起方可采收",
+            "harvested_at",
+        )
+    ]
+
+
+def distance_to_polygon_m(point: tuple[float, float], polygon: Polygon) -> float:
+    """Metres from a point to the nearest edge of a polygon (0 inside); local flat projection, field scale."""
+    if point_in_polygon(point, polygon):
+        return 0.0
+    lon0, lat0 = point
+    kx = math.cos(math.radians(lat0)) * math.pi / 180 * EARTH_RADIUS_M
+    ky = math.pi / 180 * EARTH_RADIUS_M
+    best = math.inf
+    for ring in polygon.rings:
+        for (x0, y0), (x1, y1) in itertools.pairwise(ring):
+            ax, ay = (x0 - lon0) * kx, (y0 - lat0) * ky
+            bx, by = (x1 - lon0) * kx, (y1 - lat0) * ky
+            dx, dy = bx - ax, by - ay
+            length2 = dx * dx + dy * dy
+            t = 0.0 if length2 == 0 else max(0.0, min(1.0, -(ax * dx + ay * dy) / length2))
+            best = min(best, math.hypot(ax + t * dx, ay + t * dy))
+    return best
+
+
+def content_sha256(content: Mapping[str, Any]) -> str:
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The media type of a JPEG, PNG, WebP or HEIC image from its first bytes; None for anything else."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"heim", b"heis"):
+        return "image/heic"
+    return None
+
+
+# -- scanning ---------------------------------------------------------------------------------------------
+
+
+def _label_keys(public_keys: Mapping[str, str]) -> dict[str, bytes]:
+    import base64
+
+    return {k: base64.b64decode(v) for k, v in public_keys.items()}
+
+
+def _scan(session: Session, uri: str, keys: Mapping[str, bytes], field: str) -> Label:
+    try:
+        parsed = verify_label(uri, keys)
+    except LabelError as exc:
+        raise RuleViolation("label.signature", f"{exc}", field=field) from exc
+    if parsed.serial is None or parsed.lot is not None:
+        raise RuleViolation(
+            "label.not-pre-issued",
+            "only pre-issued unit labels (/01/{gtin}/21/{serial}) are activated",
+            field=field,
+        )
+    label: Label | None = session.execute(
+        select(Label).where(Label.gtin == parsed.gtin, Label.serial == parsed.serial)
+    ).scalar_one_or_none()
+    if label is None:
+        raise NotFoundError(f"label {parsed.serial} was never issued here", field=field, rule="label.unknown")
+    return label
+
+
+def scan_label(session: Session, principal: Principal, uri: str, public_keys: Mapping[str, str]) -> ScanOut:
+    """A label's status, owner and lot; another organisation's label is out of reach (403)."""
+    label = _scan(session, uri, _label_keys(public_keys), "uri")
+    if not can_read_org(principal, label.org_id):
+        raise PermissionDeniedError(
+            "this label belongs to another organisation", field="uri", rule="access.organisation"
+        )
+    form = session.get(Form, label.form_id)
+    org = session.get(Organisation, label.org_id)
+    assert form is not None and org is not None
+    return ScanOut(
+        uri=label.uri,
+        signature_valid=True,
+        gtin=label.gtin,
+        serial=label.serial,
+        status=label.status,
+        form=label.form_id,
+        herb=form.herb_id,
+        org_id=label.org_id,
+        org_name=org.name,
+        yours=label.org_id == principal.org_id,
+        lot_code=label.lot_code,
+        issued_at=lots.aware(label.issued_at),
+        activated_at=lots.aware(label.activated_at) if label.activated_at else None,
+        voided_at=lots.aware(label.voided_at) if label.voided_at else None,
+    )
+
+
+# -- harvest by scanning ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Checks:
+    """Checks gathered so far; the first error is raised once every independent check has run."""
+
+    items: list[Check]
+    error: DomainError | None = None
+
+    def ok(self, check: str, detail: str) -> None:
+        self.items.append(Check(check=check, result="pass", detail=detail))
+
+    def fail(self, check: str, error: DomainError) -> None:
+        rule = getattr(error, "rule", None) or error.extra.get("rule")
+        self.items.append(Check(check=check, result="fail", detail=error.detail, rule=rule))
+        if self.error is None:
+            self.error = error
+
+    def raise_first(self) -> None:
+        if self.error is not None:
+            self.error.extra["checks"] = [c.model_dump(exclude_none=True) for c in self.items]
+            raise self.error
+
+
+def _new_lot_code(harvested_on: date) -> str:
+    """`H` + YYMMDD + 6 random Crockford characters: unpredictable, 13 characters (GS1 AI 10 fits 20)."""
+    return f"H{harvested_on:%y%m%d}" + "".join(secrets.choice(CROCKFORD) for _ in range(6))
+
+
+def _check_labels(
+    session: Session, principal: Principal, data: HarvestRecord, keys: Mapping[str, bytes], checks: _Checks
+) -> list[Label]:
+    found: list[Label] = []
+    seen: set[str] = set()
+    for i, uri in enumerate(data.labels):
+        field = f"labels[{i}]"
+        if uri.strip() in seen:
+            checks.fail(
+                "label.unused", InvalidInputError("a label is listed twice", field=field, rule="label.twice")
+            )
+            continue
+        seen.add(uri.strip())
+        try:
+            label = _scan(session, uri.strip(), keys, field)
+        except DomainError as exc:
+            checks.fail("label.signature", exc)
+            continue
+        checks.ok("label.signature", f"label {label.serial} is signed by label key {label.key_id}")
+        if label.org_id != principal.org_id and not principal.roles & PLATFORM_ROLES:
+            checks.fail(
+                "label.organisation",
+                PermissionDeniedError(
+                    f"label {label.serial} belongs to another organisation",
+                    field=field,
+                    rule="access.organisation",
+                ),
+            )
+            continue
+        if label.status == "voided":
+            checks.fail(
+                "label.unused", GoneError(f"label {label.serial} is voided", field=field, rule="label.voided")
+            )
+            continue
+        if label.status != "issued":
+            checks.fail(
+                "label.unused",
+                ConflictError(
+                    f"label {label.serial} is already activated for lot {label.lot_code}",
+                    field=field,
+                    rule="label.already-activated",
+                    lot=label.lot_code,
+                ),
+            )
+            continue
+        checks.ok("label.unused", f"label {label.serial} is issued and unused")
+        found.append(label)
+    forms = {label.form_id for label in found}
+    if len(forms) > 1:
+        checks.fail(
+            "label.form",
+            InvalidInputError(
+                f"the labels are for different forms ({', '.join(sorted(forms))}); one lot has one form",
+                field="labels",
+                rule="label.mixed-forms",
+            ),
+        )
+    return found
+
+
+def _planting(session: Session, plot: Plot, cycle: str | None) -> Planting | None:
+    """The planting `lots.harvest` will harvest: the plot's latest (of `cycle`, when given)."""
+    statement = select(Planting).where(Planting.plot_id == plot.id)
+    if cycle is not None:
+        statement = statement.where(Planting.cycle == cycle)
+    return session.exec(statement.order_by(col(Planting.planted_at).desc()).limit(1)).first()
+
+
+def _finding_checks(findings: Sequence[Any], *, region_known: bool) -> list[Check]:
+    """Checks from the findings `lots.harvest` recorded (warnings and origin verdicts)."""
+    by_prefix: dict[str, list[Any]] = {}
+    for f in findings:
+        by_prefix.setdefault(f.rule.split(".")[0], []).append(f)
+    out: list[Check] = []
+    origin = by_prefix.pop("origin", [])
+    if not region_known:
+        out.append(
+            Check(check="origin.daodi-region", result="skipped", detail="the herb has no daodi region")
+        )
+    elif origin:
+        f = origin[0]
+        result: CheckResult = "fail" if f.severity == "hard" else "warning"
+        detail = f.message_en + ("; the lot is recorded as not daodi" if result == "fail" else "")
+        out.append(Check(check="origin.daodi-region", result=result, detail=detail, rule=f.rule))
+    else:
+        out.append(
+            Check(check="origin.daodi-region", result="pass", detail="the plot lies in the daodi region")
+        )
+    phi = by_prefix.pop("phi", [])
+    if phi:
+        out += [Check(check="phi", result="warning", detail=f.message_en, rule=f.rule) for f in phi]
+    else:
+        out.append(Check(check="phi", result="pass", detail="every pesticide application's PHI has passed"))
+    out.append(Check(check="inputs.banned", result="pass", detail="no banned input on the plot this cycle"))
+    harvest = by_prefix.pop("harvest", [])
+    season = [f for f in harvest if f.rule == "harvest.out-of-season"]
+    if season:
+        out.append(
+            Check(check="harvest.season", result="warning", detail=season[0].message_en, rule=season[0].rule)
+        )
+    else:
+        out.append(Check(check="harvest.season", result="pass", detail="inside the herb's harvest season"))
+    rest = [f for f in harvest if f.rule not in ("harvest.out-of-season", "harvest.gps-outside-plot")]
+    rest += [f for group in by_prefix.values() for f in group]
+    for f in rest:
+        result = "fail" if f.severity == "hard" else "warning"
+        out.append(Check(check=f.rule, result=result, detail=f.message_en, rule=f.rule))
+    return out
+
+
+def _activate(
+    session: Session,
+    log: Log,
+    principal: Principal,
+    data: HarvestRecord,
+    *,
+    label_keys: Mapping[str, bytes],
+    now: datetime,
+) -> HarvestResult:
+    """Check, harvest, activate, append: the use case proper (no idempotency)."""
+    require_role(principal, HARVESTERS, "recording a harvest")
+    checks = _Checks([])
+    labels = _check_labels(session, principal, data, label_keys, checks)
+    plot = session.get(Plot, data.plot_id)
+    if plot is None or not can_read_org(principal, plot.org_id):
+        checks.fail(
+            "plot",
+            InvalidInputError(f"no plot {data.plot_id}", field="plot_id", rule="registry.unknown-plot"),
+        )
+        checks.raise_first()
+        raise AssertionError("unreachable")
+    require_org_write(principal, plot.org_id, field="plot_id")
+    for label in labels:
+        if label.org_id != plot.org_id:
+            checks.fail(
+                "label.organisation",
+                PermissionDeniedError(
+                    f"label {label.serial} and plot {plot.code} belong to different organisations",
+                    field="labels",
+                    rule="access.organisation",
+                ),
+            )
+    polygon = parse_geometry(plot.geometry, "geometry").polygons[0]
+    gps: Gps | None = None
+    if data.gps is None:
+        checks.items.append(Check(check="gps.inside-plot", result="skipped", detail="no GPS fix was sent"))
+    else:
+        gps = Gps(lon=data.gps.lon, lat=data.gps.lat)
+        distance = round(distance_to_polygon_m((data.gps.lon, data.gps.lat), polygon), 1)
+        if distance == 0:
+            checks.items.append(
+                Check(
+                    check="gps.inside-plot",
+                    result="pass",
+                    detail=f"inside plot {plot.code}",
+                    distance_m=0.0,
+                    accuracy_m=data.gps.accuracy_m,
+                )
+            )
+        else:
+            checks.items.append(
+                Check(
+                    check="gps.inside-plot",
+                    result="warning",
+                    detail=f"the GPS fix is {distance:.0f} m outside plot {plot.code}"
+                    f" (accuracy {data.gps.accuracy_m:.0f} m)",
+                    rule="harvest.gps-outside-plot",
+                    distance_m=distance,
+                    accuracy_m=data.gps.accuracy_m,
+                )
+            )
+    planting = _planting(session, plot, data.cycle)
+    harvested_on = mapping.at_offset(data.harvested_at, mapping.offset_text(data.harvested_at)).date()
+    if planting is not None:
+        seed = session.get(LotRow, planting.seed_lot_id)
+        assert seed is not None
+        planted_on = mapping.at_offset(
+            lots.aware(planting.planted_at), mapping.offset_text(data.harvested_at)
+        )
+        age = planting_age_findings(seed.herb_id, planted_on.date(), harvested_on)
+        if age:
+            checks.fail(
+                "planting.age",
+                RuleViolation(age[0].rule, f"{age[0].message_en} / {age[0].message_zh}", field=age[0].field),
+            )
+        else:
+            years = MIN_PLANTING_YEARS.get(seed.herb_id)
+            checks.ok(
+                "planting.age",
+                f"planted {planted_on.date().isoformat()}"
+                + (f"; {seed.herb_id} needs {years} years" if years else ""),
+            )
+    uploaded: set[str] = set()
+    if data.photos:
+        uploaded = set(
+            session.execute(
+                select(Photo.sha256).where(Photo.org_id == plot.org_id, col(Photo.sha256).in_(data.photos))
+            ).scalars()
+        )
+    missing = [p for p in data.photos if p not in uploaded]
+    if missing:
+        checks.items.append(
+            Check(
+                check="photos",
+                result="warning",
+                detail=f"{len(missing)} of {len(data.photos)} photos are not uploaded yet; the ledger commits"
+                " to their hashes",
+                rule="photo.not-uploaded",
+            )
+        )
+    else:
+        checks.ok("photos", f"{len(data.photos)} photos uploaded and verified")
+    checks.raise_first()
+    form = labels[0].form_id
+    try:
+        event = lots.harvest(
+            session,
+            principal,
+            HarvestIn(
+                plot_id=plot.id or 0,
+                lot_code=_new_lot_code(harvested_on),
+                quantity_kg=data.quantity_kg,
+                event_time=data.harvested_at,
+                cycle=data.cycle,
+                form=form,
+                gps=gps,
+            ),
+            log=log,
+            now=now,
+        )
+    except DomainError as exc:
+        rule = exc.extra.get("rule") or getattr(exc, "rule", None)
+        name = "phi" if str(rule).startswith("phi.") else str(rule or "harvest")
+        checks.fail(name, exc)
+        checks.raise_first()
+        raise
+    assert event.lot is not None and event.ledger_index is not None
+    checks.items += _finding_checks(event.findings, region_known="region" in event.details)
+    lot_code = event.lot
+    body = {
+        "lot": lot_code,
+        "event": event.id,
+        "harvest_leaf": event.leaf_hash,
+        "gtin": labels[0].gtin,
+        "serials": sorted(label.serial for label in labels),
+        "photos_sha256": sorted(p.lower() for p in data.photos),
+        "gps_accuracy_m": data.gps.accuracy_m if data.gps is not None else None,
+        "checks": [{"check": c.check, "result": c.result} for c in checks.items],
+    }
+    [entry] = append_entries(
+        session, log, [Draft.of("labels.activated", now, principal.actor, body, lot=lot_code)]
+    )
+    ids = [label.id for label in labels]
+    # A conditional update claims the labels: a concurrent harvest that took one since we looked makes the
+    # count fall short, and this record's savepoint or transaction (ledger entries included) rolls back.
+    claimed = session.execute(
+        update(Label)
+        .where(col(Label.id).in_(ids), col(Label.status) == "issued")
+        .values(status="activated", lot_code=lot_code, activated_at=now, ledger_index=entry.index)
+    )
+    if claimed.rowcount != len(ids):  # type: ignore[attr-defined]
+        raise ConflictError(
+            "a label was activated by another harvest meanwhile",
+            field="labels",
+            rule="label.already-activated",
+        )
+    [output] = [x for x in event.lots if x.role == "output"]
+    assert output.quantity_kg is not None
+    return HarvestResult(
+        id=data.id,
+        lot_code=lot_code,
+        form=form,
+        quantity_kg=output.quantity_kg,
+        daodi=event.details.get("daodi"),
+        labels=[ActivatedLabel(gtin=label.gtin, serial=label.serial) for label in labels],
+        checks=checks.items,
+        event_id=event.id,
+        harvest_ledger_index=event.ledger_index,
+        activation_ledger_index=entry.index,
+        photos=sorted(p.lower() for p in data.photos),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A harvest record's outcome: `created` False when the stored result of an earlier submission."""
+
+    result: HarvestResult
+    created: bool
+
+
+def _stored(session: Session, org_id: int, client_id: str) -> Activation | None:
+    return session.execute(
+        select(Activation).where(Activation.org_id == org_id, Activation.client_id == client_id)
+    ).scalar_one_or_none()
+
+
+def _replay(row: Activation, digest: str) -> Outcome:
+    if row.content_sha256 != digest:
+        raise ConflictError(
+            f"record {row.client_id} was already received with different content",
+            field="id",
+            rule="sync.id-reused",
+            stored={"id": row.client_id, **row.content, "result": row.result},
+        )
+    return Outcome(HarvestResult.model_validate(row.result), created=False)
+
+
+def record_harvest(
+    session: Session,
+    log: Log,
+    principal: Principal,
+    data: HarvestRecord,
+    *,
+    label_keys: Mapping[str, str],
+    now: datetime,
+) -> Outcome:
+    """Record one harvest by scanning, idempotently by its client id (see the module docstring)."""
+    content = data.content()
+    digest = content_sha256(content)
+    existing = _stored(session, principal.org_id, data.id)
+    if existing is not None:
+        return _replay(existing, digest)
+    keys = _label_keys(label_keys)
+    claim = Activation(
+        org_id=principal.org_id,
+        user_id=principal.user_id,
+        client_id=data.id,
+        content_sha256=digest,
+        content=content,
+        recorded_at=data.recorded_at.astimezone(UTC),
+        received_at=now,
+        result={},
+    )
+    try:
+        # The unique constraint is the claim: a concurrent twin waits here and then sees ours.
+        with session.begin_nested():
+            session.add(claim)
+            session.flush()
+    except IntegrityError:
+        existing = _stored(session, principal.org_id, data.id)
+        if existing is None:
+            raise
+        return _replay(existing, digest)
+    result = _activate(session, log, principal, data, label_keys=keys, now=now)
+    claim.lot_code = result.lot_code
+    claim.result = result.model_dump(mode="json")
+    session.add(claim)
+    session.flush()
+    return Outcome(result, created=True)
+
+
+def _problem(exc: DomainError) -> dict[str, Any]:
+    from services.problems import PROBLEM_BASE
+
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + exc.slug,
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+    }
+    if exc.field is not None:
+        body["field"] = exc.field
+    body.update({k: v for k, v in exc.extra.items() if v is not None and k != "stored"})
+    return body
+
+
+def sync_records(
+    session: Session,
+    log: Log,
+    principal: Principal,
+    data: SyncIn,
+    *,
+    label_keys: Mapping[str, str],
+    now: datetime,
+) -> SyncOut:
+    """Process queued records in `recorded_at` order, each in its own savepoint: partial success."""
+    ordered = sorted(data.records, key=lambda r: (r.recorded_at.astimezone(UTC), r.id))
+    results: list[SyncItem] = []
+    for record in ordered:
+        try:
+            with session.begin_nested():
+                outcome = record_harvest(session, log, principal, record, label_keys=label_keys, now=now)
+        except ConflictError as exc:
+            stored = exc.extra.get("stored")
+            results.append(SyncItem(id=record.id, status=409, problem=_problem(exc), stored=stored))
+        except DomainError as exc:
+            results.append(SyncItem(id=record.id, status=exc.status, problem=_problem(exc)))
+        else:
+            results.append(
+                SyncItem(id=record.id, status=201 if outcome.created else 200, result=outcome.result)
+            )
+    return SyncOut(
+        results=results,
+        created=sum(r.status == 201 for r in results),
+        replayed=sum(r.status == 200 for r in results),
+        conflicts=sum(r.status == 409 for r in results),
+        failed=sum(r.status not in (200, 201, 409) for r in results),
+    )
+
+
+# -- reference data for the field -------------------------------------------------------------------------
+
+
+def reference_data(session: Session, principal: Principal, *, today: date) -> dict[str, Any]:
+    """The caller's organisation's bases, plots, plantings (with readiness) and pesticide products."""
+    org = session.get(Organisation, principal.org_id)
+    assert org is not None
+    bases = session.execute(
+        select(ProductionBase).where(ProductionBase.org_id == org.id).order_by(col(ProductionBase.id))
+    ).scalars()
+    plots = list(session.execute(select(Plot).where(Plot.org_id == org.id).order_by(col(Plot.id))).scalars())
+    products = list(session.execute(select(Pesticide).order_by(col(Pesticide.id))).scalars())
+    phi_by_id = {p.id: p for p in products}
+    plantings: list[dict[str, Any]] = []
+    for plot in plots:
+        planting = _planting(session, plot, None)
+        if planting is None:
+            continue
+        seed = session.get(LotRow, planting.seed_lot_id)
+        assert seed is not None
+        herb = session.get(Herb, seed.herb_id)
+        assert herb is not None
+        fresh = session.execute(select(Form.id).where(Form.herb_id == herb.id, Form.kind == "fresh")).scalar()
+        planted = lots.aware(planting.planted_at)
+        years = MIN_PLANTING_YEARS.get(herb.id, 0)
+        age_ok_from = _years_after(planted.date(), years)
+        phi_clear = planted.date()
+        for op in session.execute(
+            select(LotEvent).where(
+                LotEvent.plot_id == plot.id,
+                LotEvent.type == "field-operation",
+                col(LotEvent.event_time) >= planting.planted_at,
+            )
+        ).scalars():
+            product = phi_by_id.get(op.details.get("pesticide_id"))
+            if product is None or product.phi_days.get(herb.id) is None:
+                continue
+            applied = mapping.at_offset(lots.aware(op.event_time), op.tz_offset).date()
+            phi_clear = max(phi_clear, applied + timedelta(days=product.phi_days[herb.id]))
+        in_season = not harvest_season_findings(today, seasons_of(session, herb.id))
+        plantings.append(
+            {
+                "plot_id": plot.id,
+                "cycle": planting.cycle,
+                "herb": herb.id,
+                "herb_zh": herb.name_zh,
+                "form": fresh,
+                "seed_lot": seed.code,
+                "planted_at": planted.isoformat(),
+                "harvest_from": max(age_ok_from, phi_clear).isoformat(),
+                "phi_clear_from": phi_clear.isoformat(),
+                "min_age_years": years or None,
+                "in_season": in_season,
+                "ready": today >= age_ok_from and today >= phi_clear,
+            }
+        )
+    return {
+        "org": {"id": org.id, "name": org.name, "uscc": org.uscc},
+        "bases": [{"id": b.id, "code": b.code, "name": b.name, "kind": b.kind} for b in bases],
+        "plots": [
+            {
+                "id": p.id,
+                "base_id": p.base_id,
+                "code": p.code,
+                "name": p.name,
+                "geometry": p.geometry,
+                "area_mu": p.area_mu,
+                "centroid": [p.centroid_lon, p.centroid_lat],
+                "regions": [r["code"] for r in p.regions],
+            }
+            for p in plots
+        ],
+        "plantings": plantings,
+        "pesticides": [
+            {
+                "id": p.id,
+                "registration_no": p.registration_no,
+                "name_zh": p.name_zh,
+                "name_en": p.name_en,
+                "banned": p.banned,
+                "phi_days": p.phi_days,
+            }
+            for p in products
+        ],
+    }
+
+
+# -- photos -----------------------------------------------------------------------------------------------
+
+
+class PhotoRejectedError(RuleViolation):
+    """A completed upload that is not what it claims; its bytes are already discarded in the session, so the
+    adapter commits the transaction even though it answers with this problem."""
+
+
+def _check_sha(sha256: str) -> str:
+    if not re.match(SHA256_HEX, sha256):
+        raise InvalidInputError(
+            "a photo is named by its SHA-256, 64 lowercase hex", field="sha256", rule="photo.name"
+        )
+    return sha256
+
+
+def photo_status(session: Session, principal: Principal, sha256: str) -> PhotoStatus:
+    """How much of a photo the server holds (resume from `received`)."""
+    _check_sha(sha256)
+    photo = session.get(Photo, (principal.org_id, sha256))
+    if photo is not None:
+        return PhotoStatus(
+            sha256=sha256, received=photo.size, total=photo.size, complete=True, media_type=photo.media_type
+        )
+    upload = session.get(PhotoUpload, (principal.org_id, sha256))
+    if upload is not None:
+        return PhotoStatus(sha256=sha256, received=upload.received, total=upload.total, complete=False)
+    return PhotoStatus(sha256=sha256, received=0, total=None, complete=False)
+
+
+def photo_bytes(session: Session, principal: Principal, sha256: str) -> Photo:
+    _check_sha(sha256)
+    photo = session.get(Photo, (principal.org_id, sha256))
+    if photo is None:
+        raise NotFoundError(f"no photo {sha256}", field="sha256")
+    return photo
+
+
+def put_photo_chunk(
+    session: Session,
+    principal: Principal,
+    sha256: str,
+    *,
+    start: int,
+    total: int,
+    chunk: bytes,
+    now: datetime,
+) -> PhotoStatus:
+    """Store bytes [start, start + len(chunk)) of a photo of `total` bytes; on the last chunk re-hash it.
+
+    Chunks must arrive in order (`start` = bytes received so far; ConflictError with `received` otherwise).
+    A photo whose bytes do not hash to its name, or that is no image, is discarded (RuleViolation).
+    """
+    _check_sha(sha256)
+    if total > MAX_PHOTO_BYTES or total <= 0:
+        raise InvalidInputError(
+            f"a photo is 1 to {MAX_PHOTO_BYTES} bytes; this one is {total}",
+            field="Content-Range",
+            rule="photo.too-large",
+            limit=MAX_PHOTO_BYTES,
+        )
+    if len(chunk) > MAX_CHUNK_BYTES or start + len(chunk) > total:
+        raise InvalidInputError(
+            f"a chunk is at most {MAX_CHUNK_BYTES} bytes and ends within the photo",
+            field="Content-Range",
+            rule="photo.chunk-size",
+        )
+    existing = session.get(Photo, (principal.org_id, sha256))
+    if existing is not None:
+        return PhotoStatus(
+            sha256=sha256,
+            received=existing.size,
+            total=existing.size,
+            complete=True,
+            media_type=existing.media_type,
+        )
+    upload = session.get(PhotoUpload, (principal.org_id, sha256))
+    if upload is None:
+        upload = PhotoUpload(org_id=principal.org_id, sha256=sha256, total=total, updated_at=now)
+    if upload.total != total:
+        raise ConflictError(
+            f"this upload is of {upload.total} bytes, not {total}",
+            field="Content-Range",
+            rule="photo.total-changed",
+            received=upload.received,
+        )
+    if start != upload.received:
+        raise ConflictError(
+            f"resume at byte {upload.received}, not {start}",
+            field="Content-Range",
+            rule="photo.offset",
+            received=upload.received,
+        )
+    upload.data = upload.data + chunk
+    upload.received = len(upload.data)
+    upload.updated_at = now
+    if upload.received < total:
+        session.add(upload)
+        session.flush()
+        return PhotoStatus(sha256=sha256, received=upload.received, total=total, complete=False)
+    data = upload.data
+    session.execute(
+        delete(PhotoUpload).where(
+            col(PhotoUpload.org_id) == principal.org_id, col(PhotoUpload.sha256) == sha256
+        )
+    )
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise PhotoRejectedError(
+            "photo.hash-mismatch",
+            "the photo's bytes do not hash to its SHA-256; upload it again",
+            field="sha256",
+        )
+    media_type = sniff_image(data)
+    if media_type is None:
+        raise PhotoRejectedError(
+            "photo.not-an-image", "a photo is a JPEG, PNG, WebP or HEIC image", field="body"
+        )
+    session.add(
+        Photo(
+            org_id=principal.org_id,
+            sha256=sha256,
+            size=len(data),
+            media_type=media_type,
+            data=data,
+            user_id=principal.user_id,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return PhotoStatus(sha256=sha256, received=len(data), total=total, complete=True, media_type=media_type)
