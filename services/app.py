@@ -18,6 +18,7 @@ from services.labels.api import router as labels_router
 from services.ledger.api import router as ledger_router
 from services.lots.api import events_router, lots_router
 from services.registry.api import router as registry_router
+from services.sensors.service import published_device_keys
 from services.settings import Settings
 
 
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             log=[ctx.keys.log.verifier_key()],
             labels=ctx.keys.label_public_keys(),
             witnesses=ctx.settings.witness_vkeys,
-            devices={},
+            devices=published_device_keys(ctx.read_engine, ctx.settings.key_dir),
         )
 
     @app.get("/healthz", tags=["ops"])

@@ -79,6 +79,27 @@ def _witness_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _edge(args: argparse.Namespace) -> int:
+    from edge.gateway import run_gateway
+    from services.settings import Settings
+
+    return run_gateway(Settings())
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edge.simulator import run_simulator
+    from services.settings import Settings
+
+    settings = Settings()
+    if settings.mqtt_url is None:
+        print("daodi simulate: set DAODI_MQTT_URL", file=sys.stderr)
+        return 2
+    roster = settings.edge_roster or Path(settings.key_dir).parent / "edge" / "devices.json"
+    return run_simulator(settings.mqtt_url, settings.key_dir, roster, args.devices, args.rate)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from services.demo import run_demo
 
@@ -99,6 +120,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=_serve)
+
+    edge = sub.add_parser("edge", help="MQTT gateway: field sensor readings into the ledger")
+    edge.set_defaults(func=_edge)
+
+    simulate = sub.add_parser("simulate", help="sensor simulator on the demo plots")
+    simulate.add_argument("--devices", type=int, default=9, help="number of devices (spread over the plots)")
+    simulate.add_argument("--rate", type=float, default=3.0, help="readings per second, all devices together")
+    simulate.set_defaults(func=_simulate)
 
     ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(
         dest="ledger_command", required=True

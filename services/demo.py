@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
 
 from services.app import create_app
+from services.demo_data import seed_demo
 from services.keys import KeyRing
 from services.settings import Settings
 from services.witness.app import build_witness, create_witness_app
@@ -54,6 +56,19 @@ def run_demo(*, host: str, port: int) -> int:
         )
     app = create_app(settings)
     base = settings.public_base_url
+    # Demo data first: it writes the device roster the gateway and the simulator then read.
+    demo = seed_demo(app.state.ctx, now=datetime.now(UTC))
+    from edge.demo import start_edge  # the composition root may reach the adapters
+
+    edge = start_edge(app.state.ctx)
+    sensors = (
+        [
+            f"  MQTT broker     {edge.broker}",
+            f"  sensors         {edge.devices} simulated devices (roster {edge.roster})",
+        ]
+        if edge is not None
+        else ["  sensors         off (no mosquitto binary; set DAODI_MQTT_URL)"]
+    )
     print(
         "\n".join(
             [
@@ -66,10 +81,19 @@ def run_demo(*, host: str, port: int) -> int:
                 f"  verifier key    {base}/ledger/vkey",
                 f"  public keys     {base}/api/v1/keys",
                 f"  audit the log   .venv/bin/daodi ledger verify --url {base}",
+                *sensors,
+                *demo.summary(),
+                "",
+                "Label URIs of the demo decoction-piece lots (open one in a browser, or `daodi verify-label URI`):",
+                *demo.label_uris.values(),
                 "",
             ]
         ),
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        if edge is not None:
+            edge.shutdown()
     return 0

@@ -25,3 +25,16 @@ class Settings(BaseSettings):
     """Their cosignature verifier keys, in the same order; published at /api/v1/keys."""
     background: bool = True
     """Run the checkpointer (and other workers) inside the app; tests may switch it off and drive them."""
+    edge_client_id: str | None = None
+    """MQTT client id of this gateway (its persistent session); default `daodi-edge-<hostname>`."""
+    edge_group: str = "daodi-edge"
+    """Shared-subscription group of the gateways (`$share/<group>/daodi/v1/+/+/data`)."""
+    edge_roster: Path | None = None
+    """Optional JSON roster of devices (demo and simulator) consulted after the registry tables."""
+    edge_session_expiry: int = Field(default=7 * 86400, ge=0)
+    """Seconds the broker keeps this gateway's session and queued QoS 1 messages while it is away."""
+    edge_receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    """Unacknowledged QoS 1 messages the broker may have in flight to this gateway."""
+    edge_max_batch: int = Field(default=512, ge=1)
+    edge_summary_interval: float = Field(default=60.0, ge=0)
+    """Seconds between hourly/daily summary roll-ups (0: off)."""

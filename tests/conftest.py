@@ -6,10 +6,16 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from services.settings import Settings
+
+if TYPE_CHECKING:
+    from edge_support import MqttBroker
+
+    from edge.broker import EmbeddedMosquitto
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDARDS = ROOT.parent / "shared" / "standards"
@@ -53,3 +59,50 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+# -- MQTT ------------------------------------------------------------------------------------------------
+
+
+def _temporary_mosquitto(root: Path) -> EmbeddedMosquitto:
+    from edge.broker import EmbeddedMosquitto, mosquitto_binary
+
+    if mosquitto_binary() is None:
+        pytest.skip("no MQTT broker: DAODI_TEST_MQTT_URL is unset and mosquitto is not installed")
+    return EmbeddedMosquitto(root).start()
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttBroker]:
+    """DAODI_TEST_MQTT_URL (a shared broker: use unique ids) or a temporary mosquitto for the session."""
+    url = os.environ.get("DAODI_TEST_MQTT_URL")
+    if url:
+        from edge_support import MqttBroker
+
+        yield MqttBroker(url, None)
+        return
+    from edge_support import MqttBroker
+
+    broker = _temporary_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    try:
+        yield MqttBroker(None, broker)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def own_mosquitto(tmp_path: Path) -> Iterator[MqttBroker]:
+    """A temporary mosquitto of this test alone (for restarting it); skipped without the binary."""
+    from edge_support import MqttBroker
+
+    broker = _temporary_mosquitto(tmp_path / "mosquitto")
+    try:
+        yield MqttBroker(None, broker)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mqtt_ids() -> str:
+    """A unique suffix for org ids, client ids and the shared-subscription group of one test."""
+    return uuid.uuid4().hex[:10]

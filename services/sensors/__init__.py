@@ -1,0 +1,1 @@
+"""Field sensors: device protocol rules, readings, quarantine, alarms and summaries."""
