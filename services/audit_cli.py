@@ -23,7 +23,7 @@ class HTTPSource:
 
         self._client = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=30.0)
         self._checkpoints: list[tuple[int, bytes]] | None = None
-        self._bundles: dict[int, list[bytes]] = {}
+        self._bundle: tuple[int, int | None, list[bytes]] | None = None
 
     def get(self, path: str) -> bytes:
         """GET a path; LedgerError unless the server answers 200."""
@@ -72,14 +72,13 @@ class HTTPSource:
         size = self.size()
         rows: list[tuple[int, bytes]] = []
         for bundle in range(start // TILE_WIDTH, (end - 1) // TILE_WIDTH + 1):
-            if bundle not in self._bundles:
-                self._bundles = {
-                    bundle: decode_bundle(
-                        self.get("/ledger/" + entries_path(bundle, self._width(size, bundle)))
-                    )
-                }
+            width = self._width(size, bundle)
+            # Keep the last bundle read, keyed by its width too: a partial bundle grows with the log.
+            if self._bundle is None or self._bundle[:2] != (bundle, width):
+                entries = decode_bundle(self.get("/ledger/" + entries_path(bundle, width)))
+                self._bundle = (bundle, width, entries)
             base = bundle * TILE_WIDTH
-            rows.extend((base + i, e) for i, e in enumerate(self._bundles[bundle]) if start <= base + i < end)
+            rows.extend((base + i, e) for i, e in enumerate(self._bundle[2]) if start <= base + i < end)
         return rows
 
     def tile(self, level: int, index: int) -> bytes:

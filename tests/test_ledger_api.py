@@ -154,6 +154,12 @@ def test_monitor_follows_the_log_through_the_public_api(client: TestClient, tmp_
         HTTPSource("http://testserver", client=client), [_verifier(client)], tmp_path / "m.json"
     )
     assert monitor.poll() == [] and monitor.state.size == SIZE
+    # The log grows inside the same partial entry bundle: the monitor must read the longer bundle.
+    client.app.state.ctx.log.append(  # type: ignore[attr-defined]
+        [Draft.of("test.event", "2026-06-12T08:00:00Z", "o", {"i": i}) for i in range(SIZE, SIZE + 10)]
+    )
+    client.app.state.ctx.checkpointer.sign()  # type: ignore[attr-defined]
+    assert monitor.poll() == [] and monitor.state.size == SIZE + 10
 
 
 def test_the_app_refuses_to_start_on_storage_that_contradicts_its_checkpoint(settings: Settings) -> None:
