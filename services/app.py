@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from mobile_api.api import router as mobile_router
 from services import problems
+from services.audit.api import router as audit_router
 from services.catalog.api import router as catalog_router
 from services.context import Context, build_context
 from services.deps import Ctx
@@ -20,6 +21,7 @@ from services.lots.api import events_router, lots_router
 from services.registry.api import router as registry_router
 from services.sensors.service import published_device_keys
 from services.settings import Settings
+from services.verify.api import router as verify_router
 
 
 class KeysOut(BaseModel):
@@ -57,7 +59,9 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.include_router(events_router)
     app.include_router(epcis_router)
     app.include_router(labels_router)
+    app.include_router(verify_router)
     app.include_router(mobile_router)
+    app.include_router(audit_router)
 
     @app.get("/api/v1/keys", response_model=KeysOut, tags=["keys"])
     def keys(ctx: Ctx) -> KeysOut:

@@ -46,7 +46,7 @@ def _labels_issue(args: argparse.Namespace) -> int:
 def _verify_label(args: argparse.Namespace) -> int:
     from services.labels.cli import verify_command
 
-    return verify_command(args.label, url=args.url, keys_file=args.keys)
+    return verify_command(args.label, url=args.url, keys_file=args.keys, bundle_file=args.bundle)
 
 
 def _keys_show(args: argparse.Namespace) -> int:
@@ -165,6 +165,7 @@ def parser() -> argparse.ArgumentParser:
     vlabel.add_argument("label", help="label URI, or an image file holding its QR code")
     vlabel.add_argument("--url", help="server whose /api/v1/keys to trust (default: the label's own base)")
     vlabel.add_argument("--keys", help="offline: a saved /api/v1/keys JSON document")
+    vlabel.add_argument("--bundle", help="offline: a saved /api/v1/verify/{lot}/bundle JSON document")
     vlabel.set_defaults(func=_verify_label)
 
     keys = sub.add_parser("keys", help="public keys").add_subparsers(dest="keys_command", required=True)

@@ -84,7 +84,7 @@ def run_demo(*, host: str, port: int) -> int:
                 *sensors,
                 *demo.summary(),
                 "",
-                "Label URIs of the demo decoction-piece lots (open one in a browser, or `daodi verify-label URI`):",
+                "Label URIs of the demo decoction-piece lots (open one, or `daodi verify-label URI`):",
                 *demo.label_uris.values(),
                 "",
             ]

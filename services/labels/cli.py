@@ -94,7 +94,9 @@ def read_qr(path: Path) -> str:
     return text
 
 
-def verify_command(target: str, *, url: str | None, keys_file: str | None) -> int:
+def verify_command(
+    target: str, *, url: str | None, keys_file: str | None, bundle_file: str | None = None
+) -> int:
     """Check a label's signature offline with the published keys; print a JSON verdict."""
     try:
         uri = read_qr(Path(target)) if Path(target).is_file() else target
@@ -122,5 +124,11 @@ def verify_command(target: str, *, url: str | None, keys_file: str | None) -> in
         "lot": label.lot,
         "serial": label.serial,
     }
+    if bundle_file is not None or keys_file is None:
+        # Beyond the signature (online, or with a saved bundle): the lot's proof bundle, every event's
+        # inclusion under a cosigned checkpoint.
+        from services.verify.cli import verify_label_bundle
+
+        verdict |= verify_label_bundle(uri, url=url, keys_file=keys_file, bundle_file=bundle_file)
     print(json.dumps(verdict, ensure_ascii=False))
-    return 0
+    return 0 if verdict.get("ok", True) else 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "0005_sensors"
@@ -29,13 +28,13 @@ def upgrade() -> None:
     op.create_table(
         "sensor_alarms",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("device", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("device", sa.String(length=40), nullable=False),
         sa.Column("boot", sa.BigInteger(), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column("plot", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("herb", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
-        sa.Column("alarm", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
-        sa.Column("metric", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+        sa.Column("plot", sa.String(length=20), nullable=False),
+        sa.Column("herb", sa.String(length=40), nullable=True),
+        sa.Column("alarm", sa.String(length=30), nullable=False),
+        sa.Column("metric", sa.String(length=30), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("threshold", sa.Float(), nullable=False),
         sa.Column("time_ms", sa.BigInteger(), nullable=False),
@@ -49,12 +48,12 @@ def upgrade() -> None:
         "sensor_quarantine",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("received_ms", sa.BigInteger(), nullable=False),
-        sa.Column("topic", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-        sa.Column("device", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=True),
-        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
-        sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("topic", sa.String(length=300), nullable=False),
+        sa.Column("device", sa.String(length=60), nullable=True),
+        sa.Column("reason", sa.String(length=30), nullable=False),
+        sa.Column("detail", sa.String(length=300), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("payload_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("payload_sha256", sa.String(length=64), nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -65,7 +64,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "sensor_quarantine_counts",
-        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+        sa.Column("reason", sa.String(length=30), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.Column("last_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("reason"),
@@ -73,15 +72,15 @@ def upgrade() -> None:
     op.create_table(
         "sensor_readings",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("device", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("device", sa.String(length=40), nullable=False),
         sa.Column("boot", sa.BigInteger(), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column("plot", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("plot", sa.String(length=20), nullable=False),
         sa.Column("time_ms", sa.BigInteger(), nullable=False),
         sa.Column("received_ms", sa.BigInteger(), nullable=False),
         sa.Column("hist", sa.Boolean(), nullable=False),
         sa.Column("values_json", sa.Text(), nullable=False),
-        sa.Column("note_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("note_sha256", sa.String(length=64), nullable=False),
         sa.Column("ledger_index", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("device", "boot", "seq", name="uq_sensor_readings_device_boot_seq"),
@@ -91,10 +90,10 @@ def upgrade() -> None:
     op.create_table(
         "sensor_summaries",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("plot", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("period", sqlmodel.sql.sqltypes.AutoString(length=5), nullable=False),
+        sa.Column("plot", sa.String(length=20), nullable=False),
+        sa.Column("period", sa.String(length=5), nullable=False),
         sa.Column("start_ms", sa.BigInteger(), nullable=False),
-        sa.Column("metric", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+        sa.Column("metric", sa.String(length=30), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("low", sa.Float(), nullable=False),
         sa.Column("high", sa.Float(), nullable=False),

@@ -1,0 +1,1 @@
+"""Regulator audit: findings across the platform, compliance, holds and recalls, lineage exports."""

@@ -1,0 +1,1 @@
+"""Public verification: resolver, verdict, proof bundles, scan analytics."""
