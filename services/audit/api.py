@@ -13,6 +13,7 @@ from pydantic import AwareDatetime
 from services.audit import service
 from services.audit.models import Affected, AuditActionIn, AuditFinding, Category, ComplianceSummary
 from services.deps import Ctx, CurrentUser, ReadSessionDep, SessionDep
+from services.fields import INT4_MAX
 from services.pages import Limit, Offset, Page
 from services.problems import PROBLEM_RESPONSES
 
@@ -36,7 +37,7 @@ def _attachment(name: str) -> dict[str, str]:
 def list_findings(
     session: ReadSessionDep,
     user: CurrentUser,
-    org_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    org_id: Annotated[int | None, Query(ge=1, le=INT4_MAX)] = None,
     herb: Annotated[str | None, Query(max_length=40)] = None,
     category: Category | None = None,
     rule: Annotated[str | None, Query(max_length=60, description="exact rule id, e.g. phi.too-early")] = None,
@@ -75,7 +76,7 @@ def compliance_all(session: ReadSessionDep, user: CurrentUser) -> list[Complianc
 
 @router.get("/compliance/{org_id}", response_model=ComplianceSummary)
 def compliance(
-    session: ReadSessionDep, user: CurrentUser, org_id: Annotated[int, Path(ge=1, le=2**62)]
+    session: ReadSessionDep, user: CurrentUser, org_id: Annotated[int, Path(ge=1, le=INT4_MAX)]
 ) -> ComplianceSummary:
     """Events, lots, findings by rule and severity, failed QC rate, open holds and recalls, last ledger
     index of one organisation."""

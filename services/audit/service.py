@@ -10,7 +10,6 @@ label-clone suspicions from services.verify (`clone_suspicions(session)`, looked
 
 from __future__ import annotations
 
-import importlib
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -86,14 +85,11 @@ LINEAGE_COLUMNS = (
 )
 
 
-def clone_source() -> CloneSource | None:
-    """services.verify.service.clone_suspicions when that module is installed; None until then."""
-    try:
-        module = importlib.import_module("services.verify.service")
-    except ImportError:
-        return None
-    found = getattr(module, "clone_suspicions", None)
-    return found if callable(found) else None
+def clone_source() -> CloneSource:
+    """Where label-clone suspicions come from: the public verification area's scan analytics."""
+    from services.verify.service import clone_suspicions
+
+    return clone_suspicions
 
 
 # -- findings ---------------------------------------------------------------------------------------------
