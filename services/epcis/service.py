@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import insert, or_
 from sqlmodel import Session, col, select
 
 from ledger.entry import Draft
@@ -29,10 +29,55 @@ from services.registry.models import Organisation, Principal
 
 CAPTURERS = frozenset({"admin", "grower", "processor", "lab", "buyer", "quality"})
 CAPTURED_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://daodi.dev/epcis/captured")
+_KNOWN_CHUNK = 500
 
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _event_values(
+    doc: dict[str, Any],
+    *,
+    org_id: int,
+    record_time: datetime,
+    lot_event_id: int | None,
+    capture_id: str | None,
+) -> dict[str, Any]:
+    """The epcis_events column values for one checked event."""
+    event_time = parse_time(doc["eventTime"])
+    assert event_time is not None
+
+    def ref(key: str) -> str | None:
+        value = doc.get(key)
+        return str(value["id"])[:300] if isinstance(value, dict) and "id" in value else None
+
+    return {
+        "event_id": doc["eventID"],
+        "event_type": doc["type"],
+        "event_time": event_time.astimezone(UTC),
+        "record_time": record_time,
+        "action": doc.get("action"),
+        "biz_step": (doc.get("bizStep") or None) and str(doc["bizStep"])[:300],
+        "disposition": (doc.get("disposition") or None) and str(doc["disposition"])[:300],
+        "read_point": ref("readPoint"),
+        "biz_location": ref("bizLocation"),
+        "org_id": org_id,
+        "capture_id": capture_id,
+        "lot_event_id": lot_event_id,
+        "document": doc,
+    }
+
+
+def _epc_values(doc: dict[str, Any], event_row_id: int) -> list[dict[str, Any]]:
+    """The epcis_epcs rows for one event: each (EPC, role) once, EPCs over 300 characters left out."""
+    seen: set[tuple[str, str]] = set()
+    values: list[dict[str, Any]] = []
+    for epc, role in mapping.epc_index(doc):
+        if (epc, role) not in seen and len(epc) <= 300:
+            seen.add((epc, role))
+            values.append({"event_row_id": event_row_id, "epc": epc, "role": role})
+    return values
 
 
 def store_epcis(
@@ -45,37 +90,54 @@ def store_epcis(
     capture_id: str | None = None,
 ) -> EpcisEvent:
     """Index one EPCIS event (the platform's or a captured one) with its EPCs. Requires a checked event."""
-    event_time = parse_time(doc["eventTime"])
-    assert event_time is not None
-
-    def ref(key: str) -> str | None:
-        value = doc.get(key)
-        return str(value["id"])[:300] if isinstance(value, dict) and "id" in value else None
-
     row = EpcisEvent(
-        event_id=doc["eventID"],
-        event_type=doc["type"],
-        event_time=event_time.astimezone(UTC),
-        record_time=record_time,
-        action=doc.get("action"),
-        biz_step=(doc.get("bizStep") or None) and str(doc["bizStep"])[:300],
-        disposition=(doc.get("disposition") or None) and str(doc["disposition"])[:300],
-        read_point=ref("readPoint"),
-        biz_location=ref("bizLocation"),
-        org_id=org_id,
-        capture_id=capture_id,
-        lot_event_id=lot_event_id,
-        document=doc,
+        **_event_values(
+            doc, org_id=org_id, record_time=record_time, lot_event_id=lot_event_id, capture_id=capture_id
+        )
     )
     session.add(row)
     session.flush()
     assert row.id is not None
-    seen: set[tuple[str, str]] = set()
-    for epc, role in mapping.epc_index(doc):
-        if (epc, role) not in seen and len(epc) <= 300:
-            seen.add((epc, role))
-            session.add(EpcisEpc(event_row_id=row.id, epc=epc, role=role))
+    for values in _epc_values(doc, row.id):
+        session.add(EpcisEpc(**values))
     return row
+
+
+def _store_many(
+    session: Session, docs: list[dict[str, Any]], *, org_id: int, record_time: datetime, capture_id: str
+) -> None:
+    """store_epcis for many captured events at once: one multi-row INSERT for the events, one for the EPCs."""
+    if not docs:
+        return
+    events = EpcisEvent.__table__  # type: ignore[attr-defined]
+    row_ids = (
+        session.execute(
+            insert(events).returning(events.c.id, sort_by_parameter_order=True),
+            [
+                _event_values(
+                    d, org_id=org_id, record_time=record_time, lot_event_id=None, capture_id=capture_id
+                )
+                for d in docs
+            ],
+        )
+        .scalars()
+        .all()
+    )
+    assert len(row_ids) == len(docs)
+    epcs = [values for row_id, d in zip(row_ids, docs, strict=True) for values in _epc_values(d, row_id)]
+    if epcs:
+        session.execute(insert(EpcisEpc.__table__), epcs)  # type: ignore[attr-defined]
+
+
+def _known_event_ids(session: Session, event_ids: list[str]) -> set[str]:
+    """Those of `event_ids` already stored (IN lists of at most _KNOWN_CHUNK)."""
+    known: set[str] = set()
+    for start in range(0, len(event_ids), _KNOWN_CHUNK):
+        chunk = event_ids[start : start + _KNOWN_CHUNK]
+        known.update(
+            session.exec(select(EpcisEvent.event_id).where(col(EpcisEvent.event_id).in_(chunk))).all()
+        )
+    return known
 
 
 def _digest(value: Any) -> str:
@@ -110,15 +172,22 @@ def capture(
     stored: list[str] = []
     duplicates = 0
     pending: list[dict[str, Any]] = []
+    prepared: list[dict[str, Any]] = []
     for event in events:
         event = dict(event)
         if "eventID" not in event:
             event["eventID"] = f"urn:uuid:{uuid.uuid5(CAPTURED_NAMESPACE, _digest(event))}"
         event.setdefault("@context", context)
-        known = session.exec(select(EpcisEvent.id).where(EpcisEvent.event_id == event["eventID"])).first()
-        if known is not None or event["eventID"] in stored or len(event["eventID"]) > 300:
+        prepared.append(event)
+    known = _known_event_ids(
+        session, list(dict.fromkeys(e["eventID"] for e in prepared if len(e["eventID"]) <= 300))
+    )
+    seen: set[str] = set()
+    for event in prepared:
+        if event["eventID"] in known or event["eventID"] in seen or len(event["eventID"]) > 300:
             duplicates += 1
             continue
+        seen.add(event["eventID"])
         stored.append(event["eventID"])
         pending.append(event)
     row = EpcisCapture(
@@ -132,8 +201,7 @@ def capture(
     )
     session.add(row)
     session.flush()
-    for event in pending:
-        store_epcis(session, event, org_id=principal.org_id, record_time=now, capture_id=capture_id)
+    _store_many(session, pending, org_id=principal.org_id, record_time=now, capture_id=capture_id)
     body = {"capture": capture_id, "org": org.uscc, "sha256": row.sha256, "events": stored}
     [appended] = append_entries(session, log, [Draft.of("epcis.capture", now, principal.actor, body)])
     row.ledger_index = appended.index

@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import bindparam, func, or_
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -1492,7 +1493,8 @@ def list_shipments(
     return out, total
 
 
-def _trace_lot(lot: LotRow) -> TraceLot:
+def _trace_lot(lot: Any) -> TraceLot:
+    """A lots_lots row (Core, not ORM) as a TraceLot."""
     return TraceLot(
         code=lot.code,
         form=lot.form_id,
@@ -1505,18 +1507,66 @@ def _trace_lot(lot: LotRow) -> TraceLot:
     )
 
 
+_TRACE_CHUNK = 500
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    """Bounded IN lists (a few hundred parameters each) for the trace's bulk reads."""
+    for start in range(0, len(ids), _TRACE_CHUNK):
+        yield list(ids[start : start + _TRACE_CHUNK])
+
+
 def trace_lot(session: Session, principal: Principal, code: str, *, direction: str = "both") -> Trace:
     """Backward to the seed lots and plots, forward to every package and consignee (recursive SQL)."""
     target = get_lot(session, principal, code)
-    lot = session.execute(select(LotRow).where(LotRow.code == target.code)).scalar_one()
-    assert lot.id is not None
-    up = _ancestor_ids(session, [lot.id]) if direction in ("backward", "both") else set()
-    down = _descendant_ids(session, [lot.id]) if direction in ("forward", "both") else set()
-    everything = up | down | {lot.id}
-    rows = {x.id: x for x in session.execute(select(LotRow).where(col(LotRow.id).in_(everything))).scalars()}
-    edges = session.execute(
-        select(LotLink).where(col(LotLink.child_id).in_(everything), col(LotLink.parent_id).in_(everything))
-    ).scalars()
+    lot_id = session.execute(select(LotRow.id).where(LotRow.code == target.code)).scalar_one()
+    assert lot_id is not None
+    up = _ancestor_ids(session, [lot_id]) if direction in ("backward", "both") else set()
+    down = _descendant_ids(session, [lot_id]) if direction in ("forward", "both") else set()
+    everything = sorted(up | down | {lot_id})
+    # Plain rows, not ORM objects: a large lineage has thousands of lots, links and units.
+    lots_t = LotRow.__table__  # type: ignore[attr-defined]
+    links_t = LotLink.__table__  # type: ignore[attr-defined]
+    units_t = Unit.__table__  # type: ignore[attr-defined]
+    ships_t = Shipment.__table__  # type: ignore[attr-defined]
+    orgs_t = Organisation.__table__  # type: ignore[attr-defined]
+    plots_t = Plot.__table__  # type: ignore[attr-defined]
+    rows: dict[int, Any] = {}
+    for chunk in _chunks(everything):
+        for r in session.execute(
+            core_select(
+                lots_t.c.id,
+                lots_t.c.code,
+                lots_t.c.form_id,
+                lots_t.c.kind,
+                lots_t.c.org_id,
+                lots_t.c.holder_org_id,
+                lots_t.c.quantity_g,
+                lots_t.c.status,
+                lots_t.c.plot_id,
+                lots_t.c.daodi,
+            ).where(lots_t.c.id.in_(bindparam("ids", expanding=True))),
+            {"ids": chunk},
+        ):
+            rows[r.id] = r
+    members = set(everything)
+    edges: list[Any] = []
+    for chunk in _chunks(everything):
+        edges.extend(
+            e
+            for e in session.execute(
+                core_select(
+                    links_t.c.id,
+                    links_t.c.parent_id,
+                    links_t.c.child_id,
+                    links_t.c.quantity_g,
+                    links_t.c.event_id,
+                ).where(links_t.c.child_id.in_(bindparam("ids", expanding=True))),
+                {"ids": chunk},
+            )
+            if e.parent_id in members
+        )
+    edges.sort(key=lambda e: e.id)
     links = [
         TraceLink(
             parent=rows[e.parent_id].code,
@@ -1526,52 +1576,85 @@ def trace_lot(session: Session, principal: Principal, code: str, *, direction: s
         )
         for e in edges
     ]
-    backward = [rows[i] for i in sorted(up | {lot.id})]
-    plot_ids = sorted({x.plot_id for x in backward if x.plot_id is not None})
+    backward = [rows[i] for i in sorted(up | {lot_id})]
+    daodi_by_plot: dict[int, set[bool | None]] = {}
+    for x in backward:
+        if x.plot_id is not None:
+            daodi_by_plot.setdefault(x.plot_id, set()).add(x.daodi)
     plots = []
-    for plot_id in plot_ids:
-        plot = session.get(Plot, plot_id)
-        assert plot is not None and plot.id is not None
-        daodi = {x.daodi for x in backward if x.plot_id == plot_id}
-        plots.append(
-            TracePlot(
-                id=plot.id,
-                code=plot.code,
-                org_id=plot.org_id,
-                admin_code=plot.admin_code,
-                daodi=daodi.pop() if len(daodi) == 1 else None,
+    if daodi_by_plot:
+        found = {
+            p.id: p
+            for p in session.execute(
+                core_select(plots_t.c.id, plots_t.c.code, plots_t.c.org_id, plots_t.c.admin_code).where(
+                    plots_t.c.id.in_(sorted(daodi_by_plot))
+                )
+            )
+        }
+        for plot_id in sorted(daodi_by_plot):
+            plot = found.get(plot_id)
+            assert plot is not None
+            daodi = daodi_by_plot[plot_id]
+            plots.append(
+                TracePlot(
+                    id=plot.id,
+                    code=plot.code,
+                    org_id=plot.org_id,
+                    admin_code=plot.admin_code,
+                    daodi=daodi.pop() if len(daodi) == 1 else None,
+                )
+            )
+    forward_ids = sorted(down | {lot_id}) if direction in ("forward", "both") else []
+    unit_rows: list[Any] = []
+    shipment_rows: list[Any] = []
+    for chunk in _chunks(forward_ids):
+        unit_rows.extend(
+            session.execute(
+                core_select(units_t.c.lot_id, units_t.c.serial, units_t.c.net_g)
+                .where(units_t.c.lot_id.in_(bindparam("ids", expanding=True)))
+                .order_by(units_t.c.lot_id, units_t.c.serial),
+                {"ids": chunk},
             )
         )
-    forward_ids = down | {lot.id} if direction in ("forward", "both") else set()
+        shipment_rows.extend(
+            session.execute(
+                core_select(
+                    ships_t.c.id,
+                    ships_t.c.lot_id,
+                    ships_t.c.delivery_ref,
+                    ships_t.c.invoice_ref,
+                    ships_t.c.shipped_at,
+                    ships_t.c.received_at,
+                    orgs_t.c.id.label("org_id"),
+                    orgs_t.c.uscc,
+                    orgs_t.c.name,
+                )
+                .join(orgs_t, orgs_t.c.id == ships_t.c.to_org_id)
+                .where(ships_t.c.lot_id.in_(bindparam("ids", expanding=True))),
+                {"ids": chunk},
+            )
+        )
+    # Chunks are ascending lot_id ranges, so the per-chunk ORDER BY (database collation) is the global order.
+    shipment_rows.sort(key=lambda s: s.id)
     units = [
-        TraceUnit(lot=rows[u.lot_id].code, serial=u.serial, net_kg=rules.to_kg(u.net_g))
-        for u in session.execute(
-            select(Unit).where(col(Unit.lot_id).in_(forward_ids)).order_by(col(Unit.lot_id), col(Unit.serial))
-        ).scalars()
+        TraceUnit(lot=rows[u.lot_id].code, serial=u.serial, net_kg=rules.to_kg(u.net_g)) for u in unit_rows
     ]
-    consignees = []
-    for s, org in session.execute(
-        select(Shipment, Organisation)
-        .join(Organisation, col(Organisation.id) == col(Shipment.to_org_id))
-        .where(col(Shipment.lot_id).in_(forward_ids))
-        .order_by(col(Shipment.id))
-    ).all():
-        assert s.id is not None and org.id is not None
-        consignees.append(
-            TraceConsignee(
-                lot=rows[s.lot_id].code,
-                shipment_id=s.id,
-                org_id=org.id,
-                org_uscc=org.uscc,
-                org_name=org.name,
-                delivery_ref=s.delivery_ref,
-                invoice_ref=s.invoice_ref,
-                shipped_at=aware(s.shipped_at),
-                received_at=aware(s.received_at) if s.received_at else None,
-            )
+    consignees = [
+        TraceConsignee(
+            lot=rows[s.lot_id].code,
+            shipment_id=s.id,
+            org_id=s.org_id,
+            org_uscc=s.uscc,
+            org_name=s.name,
+            delivery_ref=s.delivery_ref,
+            invoice_ref=s.invoice_ref,
+            shipped_at=aware(s.shipped_at),
+            received_at=aware(s.received_at) if s.received_at else None,
         )
+        for s in shipment_rows
+    ]
     return Trace(
-        lot=lot.code,
+        lot=target.code,
         ancestors=[_trace_lot(rows[i]) for i in sorted(up)],
         descendants=[_trace_lot(rows[i]) for i in sorted(down)],
         links=links,
