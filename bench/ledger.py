@@ -114,7 +114,7 @@ def make_drafts(n: int, seed: int, start: int = 0) -> list[Draft]:
             body = b'{"q":%d}' % rng.randrange(1000)
         else:
             lot = None
-            body = b'{"t":%d,"h":%d}' % (rng.randrange(-100, 400), rng.randrange(100))
+            body = b'{"h":%d,"t":%d}' % (rng.randrange(100), rng.randrange(-100, 400))
         drafts.append(Draft(kind, when, actor, body, lot))
     return drafts
 
