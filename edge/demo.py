@@ -47,7 +47,7 @@ def start_edge(ctx: Context, *, devices: int = 9, rate: float = 3.0) -> EdgeDemo
     else:
         log.warning("no mosquitto binary and DAODI_MQTT_URL unset: the demo runs without sensors")
         return None
-    roster = settings.edge_roster or var / "edge" / "devices.json"
+    roster = settings.device_roster
     sims = load_devices(settings.key_dir, devices, roster=roster)
     write_roster(roster, sims)
     edge_settings = settings.model_copy(

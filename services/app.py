@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             log=[ctx.keys.log.verifier_key()],
             labels=ctx.keys.label_public_keys(),
             witnesses=ctx.settings.witness_vkeys,
-            devices=published_device_keys(ctx.read_engine, ctx.settings.key_dir),
+            devices=published_device_keys(ctx.read_engine, ctx.settings.key_dir, ctx.settings.device_roster),
         )
 
     @app.get("/healthz", tags=["ops"])

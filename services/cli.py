@@ -87,7 +87,6 @@ def _edge(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from edge.simulator import run_simulator
     from services.settings import Settings
@@ -96,8 +95,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if settings.mqtt_url is None:
         print("daodi simulate: set DAODI_MQTT_URL", file=sys.stderr)
         return 2
-    roster = settings.edge_roster or Path(settings.key_dir).parent / "edge" / "devices.json"
-    return run_simulator(settings.mqtt_url, settings.key_dir, roster, args.devices, args.rate)
+    return run_simulator(settings.mqtt_url, settings.key_dir, settings.device_roster, args.devices, args.rate)
 
 
 def _demo(args: argparse.Namespace) -> int:

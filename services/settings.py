@@ -38,3 +38,8 @@ class Settings(BaseSettings):
     edge_max_batch: int = Field(default=512, ge=1)
     edge_summary_interval: float = Field(default=60.0, ge=0)
     """Seconds between hourly/daily summary roll-ups (0: off)."""
+
+    @property
+    def device_roster(self) -> Path:
+        """Device roster shared by gateway and simulator: DAODI_EDGE_ROSTER, else var/edge/devices.json."""
+        return self.edge_roster or self.key_dir.parent / "edge" / "devices.json"

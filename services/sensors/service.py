@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from ledger.entry import Draft, rfc3339
+from ledger.errors import LedgerError
 from ledger.log import Appended, Hook
 from ledger.note import Ed25519Signer, NoteVerifier
 from ledger.sequencer import Sequencer
@@ -493,10 +494,12 @@ def build_ingest(ctx: Context, settings: Settings | None = None) -> tuple[Sensor
     return ingest, sequencer
 
 
-def published_device_keys(engine: Engine, key_dir: Path) -> dict[str, str]:
+def published_device_keys(engine: Engine, key_dir: Path, roster: Path | None = None) -> dict[str, str]:
     """Device id -> the verifier key that checks its readings in the log (for GET /api/v1/keys).
 
-    Devices that sign map to their registered key; gateway-signed devices map to the gateway's key.
+    Devices that sign map to their registered key; gateway-signed devices map to the gateway's key. Devices
+    the gateway accepts from the roster file are published too (registered devices take precedence), so a
+    monitor can re-verify every sensor entry the gateway let in.
     """
     from sqlmodel import Session, select
 
@@ -515,6 +518,15 @@ def published_device_keys(engine: Engine, key_dir: Path) -> dict[str, str]:
         log.exception("could not read registered devices")
         return {}
     out: dict[str, str] = {}
+    if roster is not None and roster.exists():
+        try:
+            for info in roster_devices(json.loads(roster.read_text())):
+                if info.verifier is not None:
+                    out[info.device] = info.verifier.vkey()
+                elif gateway_vkey is not None:
+                    out[info.device] = gateway_vkey
+        except (OSError, ValueError, KeyError, LedgerError):
+            log.exception("could not read the device roster %s", roster)
     for device in devices:
         if device.signed_by == "device" and device.public_key:
             out[device.id] = device.public_key
