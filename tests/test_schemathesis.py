@@ -190,11 +190,6 @@ CHECKS = [
     problem_details,
 ]
 
-# 5xx found on PostgreSQL in areas under active development elsewhere (services/lots, services/audit),
-# tolerated there until fixed so the rest stays guarded; DAODI_SCHEMATHESIS_STRICT=1 runs them too.
-# Delete an entry once it passes.
-KNOWN_POSTGRES_5XX: dict[str, str] = {}
-STRICT = os.environ.get("DAODI_SCHEMATHESIS_STRICT") == "1"
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
@@ -209,14 +204,6 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     suppress_health_check=list(HealthCheck),
 )
 def test_no_server_errors_and_every_error_is_a_problem(case: schemathesis.Case, platform: Platform) -> None:
-    known = None if STRICT or platform.backend != "postgres" else KNOWN_POSTGRES_5XX.get(case.operation.label)
-    try:
-        # The in-process transport re-raises an unhandled exception after the 500 problem is sent.
-        response = case.call(headers=platform.auth)
-    except Exception:
-        if known:
-            pytest.skip(f"known 5xx on PostgreSQL: {known}")
-        raise
-    if known and response.status_code >= 500:
-        pytest.skip(f"known 5xx on PostgreSQL: {known}")
+    # The in-process transport re-raises an unhandled exception after the 500 problem is sent.
+    response = case.call(headers=platform.auth)
     case.validate_response(response, checks=CHECKS, headers=platform.auth)
