@@ -505,3 +505,61 @@ def test_every_kind_of_our_events_exports_valid_epcis(
         "correction",
     }
     assert steps["hold"] == "holding" and steps["processing"] == "https://daodi.dev/voc/bizstep/processing"
+
+
+def test_capture_appends_one_entry_per_event_on_the_lot_chain_it_names(
+    client: TestClient, world: World
+) -> None:
+    import hashlib
+
+    from ledger.entry import parse_entry
+    from ledger.merkle import leaf_hash
+    from services.epcis import mapping
+    from services.epcis.service import lot_of_epc
+
+    world.fresh_lot()  # QS26H0007, a prunella.fresh lot
+    gtin = client.get("/api/v1/catalog/forms/prunella.fresh").json()["gtin"]
+    ours = mapping.lot_epc(gtin, "QS26H0007")
+    assert lot_of_epc(ours) == (gtin, "QS26H0007")
+    assert lot_of_epc(f"{ours}/21/0001") == (gtin, "QS26H0007")
+    assert lot_of_epc("urn:epc:class:lgtin:6901234.000003.QS26H0007") == ("06901234000030", "QS26H0007")
+    assert lot_of_epc("urn:epc:id:sgtin:6901234.000003.1") is None
+
+    def event(epc: str, second: int) -> dict[str, Any]:
+        return {
+            "type": "ObjectEvent",
+            "eventTime": f"2026-06-13T08:00:{second:02d}+08:00",
+            "eventTimeZoneOffset": "+08:00",
+            "epcList": [],
+            "quantityList": [{"epcClass": epc, "quantity": 1.0, "uom": "KGM"}],
+            "action": "OBSERVE",
+            "bizStep": "inspecting",
+        }
+
+    foreign = mapping.lot_epc("06901234000993", "QS26H0007")  # our lot code under someone else's GTIN
+    events = [event(ours, 1), event(foreign, 2), event(ours, 3)]
+    doc = mapping.document(events, created=NOW)
+    size = world.log.size()
+    captured = client.post("/epcis/capture", json=doc, headers=world.headers(world.grower))
+    assert captured.status_code == 202, captured.text
+    body = captured.json()
+    assert body["stored"] == 3 and body["ledger_index"] == size and world.log.size() == size + 3
+    head = next(
+        leaf_hash(world.log.entry(i))
+        for i in range(size - 1, -1, -1)
+        if parse_entry(world.log.entry(i)).lot == "QS26H0007"
+    )
+    entries = [parse_entry(world.log.entry(size + i)) for i in range(3)]
+    assert [e.kind for e in entries] == ["epcis.event"] * 3
+    assert [e.body["event"] for e in entries] == body["event_ids"]
+    assert [e.lot for e in entries] == ["QS26H0007", None, "QS26H0007"]
+    assert entries[0].lot_prev == head and entries[2].lot_prev == leaf_hash(world.log.entry(size))
+    stored = client.get(
+        "/epcis/events", params={"EQ_eventID": body["event_ids"][0]}, headers=world.headers(world.grower)
+    ).json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]
+    digest = hashlib.sha256(json.dumps(stored, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert entries[0].body["sha256"] == digest  # the entry commits to the stored event, not its content
+    assert "inspecting" not in world.log.entry(size).decode()
+    again = client.post("/epcis/capture", json=doc, headers=world.headers(world.grower)).json()
+    assert again["stored"] == 0 and again["duplicates"] == 3 and world.log.size() == size + 4
+    assert parse_entry(world.log.entry(size + 3)).kind == "epcis.capture"

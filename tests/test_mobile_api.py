@@ -357,11 +357,12 @@ def test_the_openapi_document_describes_the_mobile_endpoints_with_examples(mw: M
 
 
 def test_notoginseng_needs_a_three_year_old_planting() -> None:
-    [young] = planting_age_findings("notoginseng", date(2024, 3, 1), date(2026, 11, 1))
+    # The minimum comes from the catalog data (herb rules); None: the herb has none.
+    [young] = planting_age_findings("notoginseng", date(2024, 3, 1), date(2026, 11, 1), 3)
     assert young.rule == "harvest.planting-too-young" and young.hard and "2027-03-01" in young.message_en
-    assert planting_age_findings("notoginseng", date(2023, 3, 1), date(2026, 3, 1)) == []
-    assert planting_age_findings("notoginseng", date(2024, 2, 29), date(2027, 2, 28)) == []
-    assert planting_age_findings("prunella", date(2025, 9, 25), date(2026, 6, 12)) == []
+    assert planting_age_findings("notoginseng", date(2023, 3, 1), date(2026, 3, 1), 3) == []
+    assert planting_age_findings("notoginseng", date(2024, 2, 29), date(2027, 2, 28), 3) == []
+    assert planting_age_findings("prunella", date(2025, 9, 25), date(2026, 6, 12), None) == []
 
 
 def test_distance_to_a_plot_is_zero_inside_and_metres_outside() -> None:

@@ -15,6 +15,7 @@ from services.catalog.models import (
     FormKind,
     FormPublic,
     HerbPublic,
+    HerbRulesIn,
     RegionIn,
     RegionPublic,
     SeasonIn,
@@ -70,6 +71,15 @@ def replace_yields(
 ) -> HerbPublic:
     """Replace a herb's plausible yields per step (admin or quality)."""
     return service.replace_yields(session, ctx.log, user, herb_id, yields, now=datetime.now(UTC))
+
+
+@router.post("/herbs/{herb_id}/rules", response_model=HerbPublic, status_code=201)
+def revise_herb_rules(
+    session: SessionDep, ctx: Ctx, user: CurrentUser, herb_id: HerbId, data: HerbRulesIn
+) -> HerbPublic:
+    """Add a version of a herb's rules: minimum planting age (三七: 3 years) and harvest ceiling per mu (admin
+    or quality). Harvests judged with an earlier version keep it (`details.herb_rules` of the event)."""
+    return service.revise_herb_rules(session, ctx.log, user, herb_id, data, now=datetime.now(UTC))
 
 
 @router.post("/forms", response_model=FormPublic, status_code=201)

@@ -111,6 +111,23 @@ class YieldStep(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=300)
 
 
+class HerbRuleSet(SQLModel, table=True):
+    """One version of a herb's data-driven rules (minimum planting age, harvest yield ceiling per mu); a new
+    version when the data changes, so a harvest judged with an older one keeps it."""
+
+    __tablename__ = "catalog_herb_rules"
+    __table_args__ = (UniqueConstraint("herb_id", "version", name="uq_catalog_herb_rules_herb_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    herb_id: str = Field(foreign_key="catalog_herbs.id", index=True, max_length=40)
+    version: int
+    min_planting_years: int | None = None
+    max_fresh_kg_per_mu: float | None = None
+    note: str | None = Field(default=None, max_length=300)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_by: str = Field(max_length=60)
+
+
 class CatalogSource(SQLModel, table=True):
     """A data file version loaded into the tables (so loading is idempotent and auditable)."""
 
@@ -181,6 +198,28 @@ class YieldPublic(BaseModel):
     note: str | None = None
 
 
+class HerbRulesIn(BaseModel):
+    """A herb's data-driven rules; omitted means the rule does not apply to the herb."""
+
+    min_planting_years: int | None = PField(
+        default=None, ge=1, le=30, description="years a planting grows before harvest (三七: 3)"
+    )
+    max_fresh_kg_per_mu: float | None = PField(
+        default=None, gt=0, le=1_000_000, allow_inf_nan=False, description="ceiling of one harvest per mu"
+    )
+    note: Text | None = PField(default=None, max_length=300)
+
+
+class HerbRulesPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    version: int
+    min_planting_years: int | None
+    max_fresh_kg_per_mu: float | None
+    note: str | None
+
+
 class HerbPublic(BaseModel):
     id: str
     name_zh: str
@@ -191,6 +230,7 @@ class HerbPublic(BaseModel):
     region_code: str
     seasons: list[SeasonPublic]
     yields: list[YieldPublic]
+    rules: HerbRulesPublic | None = None
 
 
 class FormPublic(BaseModel):

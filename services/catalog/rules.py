@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from services.findings import Finding
 
@@ -59,6 +60,16 @@ class Season:
         if self.start_month <= self.end_month:
             return self.start_month <= month <= self.end_month
         return month >= self.start_month or month <= self.end_month
+
+
+@dataclass(frozen=True, slots=True)
+class HerbRules:
+    """A herb's data-driven rules as loaded from the catalog (`version` None: the herb has none)."""
+
+    herb: str
+    version: int | None = None
+    min_planting_years: int | None = None
+    max_fresh_kg_per_mu: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
@@ -23,6 +24,9 @@ from services.catalog.models import (
     HarvestSeason,
     Herb,
     HerbPublic,
+    HerbRuleSet,
+    HerbRulesIn,
+    HerbRulesPublic,
     Region,
     RegionIn,
     RegionPublic,
@@ -35,7 +39,7 @@ from services.catalog.models import (
     YieldPublic,
     YieldStep,
 )
-from services.catalog.rules import Limit, Season, YieldRange, gtin_problem
+from services.catalog.rules import HerbRules, Limit, Season, YieldRange, gtin_problem
 from services.errors import ConflictError, InvalidInputError, NotFoundError
 from services.geometry import Area, parse_geometry
 from services.ledger.service import append_entries
@@ -140,12 +144,83 @@ def load_catalog(session: Session, doc: dict[str, Any], sha256: str, *, now: dat
         ]
         _replace_seasons(session, raw["id"], seasons)
         _replace_yields(session, raw["id"], yields, field=f"herbs[{i}].yields")
+        if "rules" in raw:
+            rules = HerbRulesIn.model_validate(raw["rules"])
+            _add_rules_version(session, raw["id"], rules, actor, now)
     session.add(CatalogSource(name=source, version=version, sha256=sha256, loaded_at=now))
     session.flush()
     return True
 
 
 # -- herbs and forms --------------------------------------------------------------------------------------
+
+
+def _current_rules(session: Session, herb_id: str) -> HerbRuleSet | None:
+    return session.execute(
+        select(HerbRuleSet)
+        .where(HerbRuleSet.herb_id == herb_id)
+        .order_by(col(HerbRuleSet.version).desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _add_rules_version(
+    session: Session, herb_id: str, data: HerbRulesIn, actor: str, now: datetime
+) -> HerbRuleSet | None:
+    """A new version of a herb's rules, or None when they are unchanged."""
+    current = _current_rules(session, herb_id)
+    values = (data.min_planting_years, data.max_fresh_kg_per_mu, data.note)
+    if (
+        current is not None
+        and (current.min_planting_years, current.max_fresh_kg_per_mu, current.note) == values
+    ):
+        return None
+    row = HerbRuleSet(
+        herb_id=herb_id,
+        version=1 if current is None else current.version + 1,
+        min_planting_years=data.min_planting_years,
+        max_fresh_kg_per_mu=data.max_fresh_kg_per_mu,
+        note=data.note,
+        created_at=now,
+        created_by=actor,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise ConflictError("a concurrent edit created this version first; retry", field="version") from exc
+    return row
+
+
+def herb_rules(session: Session, herb_id: str) -> HerbRules:
+    """The herb's current data-driven rules (minimum planting age, yield ceiling); empty when it has none."""
+    row = _current_rules(session, herb_id)
+    if row is None:
+        return HerbRules(herb_id)
+    return HerbRules(
+        herb_id,
+        row.version,
+        row.min_planting_years,
+        None if row.max_fresh_kg_per_mu is None else Decimal(str(row.max_fresh_kg_per_mu)),
+    )
+
+
+def revise_herb_rules(
+    session: Session, log: Log, principal: Principal, herb_id: str, data: HerbRulesIn, *, now: datetime
+) -> HerbPublic:
+    """Add a version of a herb's rules (admin or quality); recorded on the ledger."""
+    require_role(principal, CATALOG_EDITORS, "editing a herb's rules")
+    herb = session.get(Herb, herb_id)
+    if herb is None:
+        raise NotFoundError(f"no herb {herb_id!r}", field="herb_id")
+    row = _add_rules_version(session, herb_id, data, principal.actor, now)
+    if row is None:
+        raise ConflictError(
+            "the rules are unchanged: no new version", field="rules", rule="catalog.unchanged"
+        )
+    body = {"herb": herb_id, "version": row.version, **data.model_dump(exclude_none=True)}
+    append_entries(session, log, [Draft.of("catalog.herb-rules", now, principal.actor, body)])
+    return _herb_public(session, herb)
 
 
 def _herb_public(session: Session, herb: Herb) -> HerbPublic:
@@ -172,6 +247,9 @@ def _herb_public(session: Session, herb: Herb) -> HerbPublic:
             )
             for y in yields
         ],
+        rules=None
+        if (rules := _current_rules(session, herb.id)) is None
+        else HerbRulesPublic.model_validate(rules),
     )
 
 

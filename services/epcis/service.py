@@ -1,30 +1,38 @@
 """EPCIS use cases: capture documents, index events (the platform's own ones too), answer the standard query.
 
 A captured document is checked (services.epcis.rules), its events are stored as received (with the
-document's @context when they have none) and indexed by EPC, and one ledger entry commits to the document by
-SHA-256 and lists the event IDs: captured content itself never enters the ledger (it may name people).
+document's @context when they have none) and indexed by EPC, and each stored event gets its own ledger entry
+(`epcis.event`, one `append_entries` call for the document) that commits to the event by SHA-256 and names
+the document's digest; an event that names one of our lots (LGTIN as GS1 Digital Link or
+`urn:epc:class:lgtin`) goes on that lot's chain. Captured content itself never enters the ledger (it may name
+people). The capture's `ledger_index` is its first event's entry; its events follow consecutively.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, or_
+from sqlalchemy import bindparam, func, insert, or_
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from ledger.entry import Draft
 from ledger.log import Log
 from services.access import require_role, visible_org
+from services.catalog.models import Form
+from services.catalog.rules import gtin_check_digit
 from services.epcis import mapping
 from services.epcis.models import CaptureResult, EpcisCapture, EpcisEpc, EpcisEvent
 from services.epcis.rules import EPC_PARAMETERS, EventQuery, document_problems, parse_time
 from services.errors import InvalidInputError, NotFoundError
 from services.ledger.service import append_entries
+from services.lots.models import Lot
 from services.registry.models import Organisation, Principal
 
 CAPTURERS = frozenset({"admin", "grower", "processor", "lab", "buyer", "quality"})
@@ -103,30 +111,57 @@ def store_epcis(
     return row
 
 
-def _store_many(
-    session: Session, docs: list[dict[str, Any]], *, org_id: int, record_time: datetime, capture_id: str
-) -> None:
-    """store_epcis for many captured events at once: one multi-row INSERT for the events, one for the EPCs."""
+def insert_returning_ids(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert rows into a table with an integer `id` and return the new ids in row order, in few statements
+    (on SQLite the rows get their `id` key set).
+
+    PostgreSQL: multi-row INSERT ... RETURNING, ordered by insertmanyvalues' sentinel. SQLite has no such
+    sentinel (SQLAlchemy would send one statement per row), so the ids are allocated after max(id) and sent
+    explicitly: the write transaction (BEGIN IMMEDIATE) holds the database's write lock, so no other writer
+    takes them meanwhile (were one to, the INSERT fails on the primary key; nothing is overwritten)."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        start = int(session.execute(core_select(func.coalesce(func.max(table.c.id), 0))).scalar_one()) + 1
+        ids = list(range(start, start + len(rows)))
+        for row, i in zip(rows, ids, strict=True):
+            row["id"] = i  # the caller's fresh row dicts: no copies of large documents
+        session.execute(insert(table), list(rows))
+        return ids
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in session.execute(statement, list(rows)).scalars()]
+
+
+def store_many(
+    session: Session,
+    docs: Sequence[dict[str, Any]],
+    *,
+    org_ids: Sequence[int],
+    record_time: datetime,
+    lot_event_ids: Sequence[int | None] | None = None,
+    capture_id: str | None = None,
+) -> list[int]:
+    """store_epcis for many checked events at once: one multi-row INSERT for the events (their row ids come
+    back in order), one for the EPCs."""
     if not docs:
-        return
+        return []
     events = EpcisEvent.__table__  # type: ignore[attr-defined]
-    row_ids = (
-        session.execute(
-            insert(events).returning(events.c.id, sort_by_parameter_order=True),
-            [
-                _event_values(
-                    d, org_id=org_id, record_time=record_time, lot_event_id=None, capture_id=capture_id
-                )
-                for d in docs
-            ],
-        )
-        .scalars()
-        .all()
+    event_ids = lot_event_ids if lot_event_ids is not None else [None] * len(docs)
+    row_ids = insert_returning_ids(
+        session,
+        events,
+        [
+            _event_values(
+                d, org_id=org, record_time=record_time, lot_event_id=lot_event, capture_id=capture_id
+            )
+            for d, org, lot_event in zip(docs, org_ids, event_ids, strict=True)
+        ],
     )
     assert len(row_ids) == len(docs)
     epcs = [values for row_id, d in zip(row_ids, docs, strict=True) for values in _epc_values(d, row_id)]
     if epcs:
         session.execute(insert(EpcisEpc.__table__), epcs)  # type: ignore[attr-defined]
+    return row_ids
 
 
 def _known_event_ids(session: Session, event_ids: list[str]) -> set[str]:
@@ -142,6 +177,55 @@ def _known_event_ids(session: Session, event_ids: list[str]) -> set[str]:
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+_DIGITAL_LINK_LOT = re.compile(r"/01/([0-9]{14})/10/([^/?#]+)")
+_URN_LGTIN = re.compile(r"^urn:epc:class:lgtin:([0-9]+)\.([0-9]+)\.(.+)$")
+
+
+def lot_of_epc(epc: str) -> tuple[str, str] | None:
+    """(GTIN-14, lot) an LGTIN names, as a GS1 Digital Link (`/01/{gtin}/10/{lot}`, also a unit's URI) or an
+    EPC class URN (`urn:epc:class:lgtin:{company}.{indicator+item}.{lot}`); None for anything else."""
+    from urllib.parse import unquote
+
+    link = _DIGITAL_LINK_LOT.search(epc)
+    if link is not None:
+        return link.group(1), unquote(link.group(2))
+    urn = _URN_LGTIN.match(epc)
+    if urn is not None:
+        company, item, lot = urn.groups()
+        if len(company) + len(item) != 13:
+            return None
+        body = item[0] + company + item[1:]
+        return body + str(gtin_check_digit(body)), unquote(lot)
+    return None
+
+
+def _lot_chains(session: Session, events: Iterable[dict[str, Any]]) -> list[str | None]:
+    """Per event, the chain of the first of our lots it names (matched by lot code and the GTIN of the
+    lot's form), else None: a foreign GTIN with one of our lot codes stays off our lot's chain."""
+    named: list[list[tuple[str, str]]] = []
+    for event in events:
+        found = []
+        for epc, _ in mapping.epc_index(event):
+            lot = lot_of_epc(epc)
+            if lot is not None:
+                found.append(lot)
+        named.append(found)
+    codes = sorted({code for found in named for _, code in found if len(code) <= 20})
+    known: set[tuple[str, str]] = set()
+    lots, forms = Lot.__table__, Form.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(codes), _KNOWN_CHUNK):
+        known.update(
+            (gtin, code)
+            for gtin, code in session.execute(
+                core_select(forms.c.gtin, lots.c.code)
+                .join(forms, forms.c.id == lots.c.form_id)
+                .where(lots.c.code.in_(bindparam("codes", expanding=True))),
+                {"codes": codes[start : start + _KNOWN_CHUNK]},
+            )
+        )
+    return [next((code for gtin, code in found if (gtin, code) in known), None) for found in named]
 
 
 def capture(
@@ -201,10 +285,30 @@ def capture(
     )
     session.add(row)
     session.flush()
-    _store_many(session, pending, org_id=principal.org_id, record_time=now, capture_id=capture_id)
-    body = {"capture": capture_id, "org": org.uscc, "sha256": row.sha256, "events": stored}
-    [appended] = append_entries(session, log, [Draft.of("epcis.capture", now, principal.actor, body)])
-    row.ledger_index = appended.index
+    store_many(
+        session, pending, org_ids=[principal.org_id] * len(pending), record_time=now, capture_id=capture_id
+    )
+    drafts = [
+        Draft.of(
+            "epcis.event",
+            now,
+            principal.actor,
+            {
+                "capture": capture_id,
+                "org": org.uscc,
+                "event": event["eventID"],
+                "sha256": _digest(event),
+                "document_sha256": row.sha256,
+            },
+            lot=chain,
+        )
+        for event, chain in zip(pending, _lot_chains(session, pending), strict=True)
+    ]
+    if not drafts:  # every event was known already: the capture itself is still on record
+        body = {"capture": capture_id, "org": org.uscc, "sha256": row.sha256, "events": []}
+        drafts = [Draft.of("epcis.capture", now, principal.actor, body)]
+    appended = append_entries(session, log, drafts)
+    row.ledger_index = appended[0].index
     session.flush()
     return CaptureResult(
         capture_id=capture_id,
@@ -212,7 +316,7 @@ def capture(
         stored=len(stored),
         duplicates=duplicates,
         event_ids=stored,
-        ledger_index=appended.index,
+        ledger_index=appended[0].index,
     )
 
 

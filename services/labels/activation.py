@@ -32,8 +32,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 from pydantic import Field as PField
-from sqlalchemy import JSON, BigInteger, Column, DateTime, LargeBinary, UniqueConstraint, delete, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    LargeBinary,
+    UniqueConstraint,
+    bindparam,
+    delete,
+    insert,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from ledger.entry import Draft
@@ -41,7 +53,7 @@ from ledger.log import Log
 from services.access import PLATFORM_ROLES, can_read_org, require_org_write, require_role
 from services.catalog.models import Form, Herb
 from services.catalog.rules import harvest_season_findings
-from services.catalog.service import seasons_of
+from services.catalog.service import herb_rules, seasons_of
 from services.epcis import mapping
 from services.errors import (
     ConflictError,
@@ -53,9 +65,9 @@ from services.errors import (
     RuleViolation,
 )
 from services.findings import Finding
-from services.geometry import Polygon, parse_geometry, point_in_polygon
+from services.geometry import Polygon, point_in_polygon
 from services.labels.models import Label
-from services.labels.rules import LabelError, verify_label
+from services.labels.rules import LabelError, LabelURI, verify_label
 from services.ledger.service import append_entries
 from services.lots import service as lots
 from services.lots.models import Gps, HarvestIn, LotEvent, Planting
@@ -63,8 +75,6 @@ from services.lots.models import Lot as LotRow
 from services.registry.models import Organisation, Pesticide, Plot, Principal, ProductionBase
 
 HARVESTERS = frozenset({"admin", "grower"})
-MIN_PLANTING_YEARS: Mapping[str, int] = {"notoginseng": 3}
-"""Herb -> years a planting must have grown before its harvest (三年七). Belongs in the catalog data."""
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 MAX_CHUNK_BYTES = 1024 * 1024
 MAX_RECORDS = 1000
@@ -283,10 +293,10 @@ def _years_after(moment: date, years: int) -> date:
 
 
 def planting_age_findings(
-    herb: str, planted_on: date, harvested_on: date, minimum: Mapping[str, int] = MIN_PLANTING_YEARS
+    herb: str, planted_on: date, harvested_on: date, years: int | None
 ) -> list[Finding]:
-    """A herb with a minimum growing time (三七: 3 years) may not be harvested from a younger planting."""
-    years = minimum.get(herb)
+    """A herb with a minimum growing time (三七: 3 years, catalog data) may not be harvested from a younger
+    planting; `years` None: the herb has no minimum."""
     if years is None:
         return []
     earliest = _years_after(planted_on, years)
@@ -350,9 +360,11 @@ def _label_keys(public_keys: Mapping[str, str]) -> dict[str, bytes]:
     return {k: base64.b64decode(v) for k, v in public_keys.items()}
 
 
-def _scan(session: Session, uri: str, keys: Mapping[str, bytes], field: str) -> Label:
+def _scan(
+    session: Session, uri: str, keys: Mapping[str, bytes], field: str, batch: _Batch | None = None
+) -> Label:
     try:
-        parsed = verify_label(uri, keys)
+        parsed = batch.parse(uri) if batch is not None else verify_label(uri, keys)
     except LabelError as exc:
         raise RuleViolation("label.signature", f"{exc}", field=field) from exc
     if parsed.serial is None or parsed.lot is not None:
@@ -361,9 +373,12 @@ def _scan(session: Session, uri: str, keys: Mapping[str, bytes], field: str) -> 
             "only pre-issued unit labels (/01/{gtin}/21/{serial}) are activated",
             field=field,
         )
-    label: Label | None = session.execute(
-        select(Label).where(Label.gtin == parsed.gtin, Label.serial == parsed.serial)
-    ).scalar_one_or_none()
+    if batch is not None:
+        label = batch.label(parsed.gtin, parsed.serial)
+    else:
+        label = session.execute(
+            select(Label).where(Label.gtin == parsed.gtin, Label.serial == parsed.serial)
+        ).scalar_one_or_none()
     if label is None:
         raise NotFoundError(f"label {parsed.serial} was never issued here", field=field, rule="label.unknown")
     return label
@@ -428,7 +443,7 @@ def _new_lot_code(harvested_on: date) -> str:
 
 
 def _check_labels(
-    session: Session, principal: Principal, data: HarvestRecord, keys: Mapping[str, bytes], checks: _Checks
+    session: Session, principal: Principal, data: HarvestRecord, batch: _Batch, checks: _Checks
 ) -> list[Label]:
     found: list[Label] = []
     seen: set[str] = set()
@@ -441,7 +456,7 @@ def _check_labels(
             continue
         seen.add(uri.strip())
         try:
-            label = _scan(session, uri.strip(), keys, field)
+            label = _scan(session, uri.strip(), batch.keys, field, batch)
         except DomainError as exc:
             checks.fail("label.signature", exc)
             continue
@@ -461,14 +476,17 @@ def _check_labels(
                 "label.unused", GoneError(f"label {label.serial} is voided", field=field, rule="label.voided")
             )
             continue
-        if label.status != "issued":
+        assert label.id is not None
+        taken = batch.taken.get(label.id)
+        if label.status != "issued" or taken is not None:
+            lot_code = taken or label.lot_code
             checks.fail(
                 "label.unused",
                 ConflictError(
-                    f"label {label.serial} is already activated for lot {label.lot_code}",
+                    f"label {label.serial} is already activated for lot {lot_code}",
                     field=field,
                     rule="label.already-activated",
-                    lot=label.lot_code,
+                    lot=lot_code,
                 ),
             )
             continue
@@ -537,6 +555,89 @@ def _finding_checks(findings: Sequence[Any], *, region_known: bool) -> list[Chec
     return out
 
 
+class _Batch:
+    """What the records of one request share, read once: label keys and labels, plots, plantings, seed lots,
+    regions, seasons, herb rules (lots.Refs); and what earlier records of the request took (labels)."""
+
+    def __init__(self, session: Session, keys: Mapping[str, bytes]) -> None:
+        self.session = session
+        self.keys = keys
+        self.refs = lots.Refs(session)
+        self.parsed: dict[str, LabelURI | LabelError] = {}
+        self.labels: dict[tuple[str, str], Label | None] = {}
+        self.taken: dict[int, str] = {}
+        self.codes: dict[str, str] = {}
+
+    def reserve_codes(self, records: Sequence[HarvestRecord]) -> dict[str, str]:
+        """A new lot code per record, checked unused in one query (lots.Refs.free_codes)."""
+        codes: dict[str, str] = {}
+        while len(codes) < len({record.id for record in records}):
+            for record in records:
+                if record.id not in codes:
+                    local = mapping.at_offset(record.harvested_at, mapping.offset_text(record.harvested_at))
+                    codes[record.id] = _new_lot_code(local.date())
+            wanted = sorted(set(codes.values()))
+            taken: set[str] = set()
+            for start in range(0, len(wanted), 500):
+                taken.update(
+                    self.session.execute(
+                        select(LotRow.code).where(col(LotRow.code).in_(wanted[start : start + 500]))
+                    ).scalars()
+                )
+            codes = {k: v for k, v in codes.items() if v not in taken}
+        self.refs.free_codes.update(codes.values())
+        return codes
+
+    def parse(self, uri: str) -> LabelURI:
+        """verify_label, once per URI."""
+        if uri not in self.parsed:
+            try:
+                self.parsed[uri] = verify_label(uri, self.keys)
+            except LabelError as exc:
+                self.parsed[uri] = exc
+        found = self.parsed[uri]
+        if isinstance(found, LabelError):
+            raise found
+        return found
+
+    def load_labels(self, uris: Sequence[str]) -> None:
+        """Read the labels the URIs name (those with a valid signature) in a few queries."""
+        wanted: set[tuple[str, str]] = set()
+        for uri in uris:
+            try:
+                parsed = self.parse(uri.strip())
+            except LabelError:
+                continue
+            if parsed.serial is not None:
+                wanted.add((parsed.gtin, parsed.serial))
+        wanted -= set(self.labels)
+        serials = sorted({serial for _, serial in wanted})
+        for start in range(0, len(serials), 500):
+            chunk = serials[start : start + 500]
+            for label in self.session.execute(select(Label).where(col(Label.serial).in_(chunk))).scalars():
+                if (label.gtin, label.serial) in wanted:
+                    self.labels[label.gtin, label.serial] = label
+        for key in wanted:
+            self.labels.setdefault(key, None)
+
+    def label(self, gtin: str, serial: str) -> Label | None:
+        if (gtin, serial) not in self.labels:
+            self.labels[gtin, serial] = self.session.execute(
+                select(Label).where(Label.gtin == gtin, Label.serial == serial)
+            ).scalar_one_or_none()
+        return self.labels[gtin, serial]
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A checked harvest record: its labels and checks, and the harvest event (its lot staged)."""
+
+    data: HarvestRecord
+    labels: list[Label]
+    checks: _Checks
+    event: lots.PendingEvent
+
+
 def _activate(
     session: Session,
     log: Log,
@@ -547,10 +648,23 @@ def _activate(
     now: datetime,
 ) -> HarvestResult:
     """Check, harvest, activate, append: the use case proper (no idempotency)."""
+    batch = _Batch(session, label_keys)
+    [result] = _write(
+        session, log, principal, [_prepare(session, principal, data, batch, now=now)], batch, now=now
+    )
+    return result
+
+
+def _prepare(
+    session: Session, principal: Principal, data: HarvestRecord, batch: _Batch, *, now: datetime
+) -> _Prepared:
+    """Every check of a harvest record, the lots harvest checks included; stages the new lot and marks the
+    labels taken for the rest of the batch. Raises (with the checks) before staging anything."""
     require_role(principal, HARVESTERS, "recording a harvest")
     checks = _Checks([])
-    labels = _check_labels(session, principal, data, label_keys, checks)
-    plot = session.get(Plot, data.plot_id)
+    labels = _check_labels(session, principal, data, batch, checks)
+    refs = batch.refs
+    plot = refs.plot(data.plot_id)
     if plot is None or not can_read_org(principal, plot.org_id):
         checks.fail(
             "plot",
@@ -569,7 +683,7 @@ def _activate(
                     rule="access.organisation",
                 ),
             )
-    polygon = parse_geometry(plot.geometry, "geometry").polygons[0]
+    polygon = refs.polygon(plot)
     gps: Gps | None = None
     if data.gps is None:
         checks.items.append(Check(check="gps.inside-plot", result="skipped", detail="no GPS fix was sent"))
@@ -598,22 +712,22 @@ def _activate(
                     accuracy_m=data.gps.accuracy_m,
                 )
             )
-    planting = _planting(session, plot, data.cycle)
+    planting = refs.planting(plot, data.cycle)
     harvested_on = mapping.at_offset(data.harvested_at, mapping.offset_text(data.harvested_at)).date()
     if planting is not None:
-        seed = session.get(LotRow, planting.seed_lot_id)
+        seed = refs.lot_by_id(planting.seed_lot_id)
         assert seed is not None
         planted_on = mapping.at_offset(
             lots.aware(planting.planted_at), mapping.offset_text(data.harvested_at)
         )
-        age = planting_age_findings(seed.herb_id, planted_on.date(), harvested_on)
+        years = refs.herb_rules(seed.herb_id).min_planting_years
+        age = planting_age_findings(seed.herb_id, planted_on.date(), harvested_on, years)
         if age:
             checks.fail(
                 "planting.age",
                 RuleViolation(age[0].rule, f"{age[0].message_en} / {age[0].message_zh}", field=age[0].field),
             )
         else:
-            years = MIN_PLANTING_YEARS.get(seed.herb_id)
             checks.ok(
                 "planting.age",
                 f"planted {planted_on.date().isoformat()}"
@@ -640,21 +754,20 @@ def _activate(
     else:
         checks.ok("photos", f"{len(data.photos)} photos uploaded and verified")
     checks.raise_first()
-    form = labels[0].form_id
     try:
-        event = lots.harvest(
+        event = lots.harvest_event(
             session,
             principal,
             HarvestIn(
                 plot_id=plot.id or 0,
-                lot_code=_new_lot_code(harvested_on),
+                lot_code=batch.codes.get(data.id) or _new_lot_code(harvested_on),
                 quantity_kg=data.quantity_kg,
                 event_time=data.harvested_at,
                 cycle=data.cycle,
-                form=form,
+                form=labels[0].form_id,
                 gps=gps,
             ),
-            log=log,
+            refs=refs,
             now=now,
         )
     except DomainError as exc:
@@ -663,51 +776,97 @@ def _activate(
         checks.fail(name, exc)
         checks.raise_first()
         raise
-    assert event.lot is not None and event.ledger_index is not None
-    checks.items += _finding_checks(event.findings, region_known="region" in event.details)
-    lot_code = event.lot
-    body = {
-        "lot": lot_code,
-        "event": event.id,
-        "harvest_leaf": event.leaf_hash,
-        "gtin": labels[0].gtin,
-        "serials": sorted(label.serial for label in labels),
-        "photos_sha256": sorted(p.lower() for p in data.photos),
-        "gps_accuracy_m": data.gps.accuracy_m if data.gps is not None else None,
-        "checks": [{"check": c.check, "result": c.result} for c in checks.items],
-    }
-    [entry] = append_entries(
-        session, log, [Draft.of("labels.activated", now, principal.actor, body, lot=lot_code)]
+    checks.items += _finding_checks([f for f, _ in event.findings], region_known="region" in event.details)
+    assert event.lot is not None
+    for label in labels:
+        assert label.id is not None
+        batch.taken[label.id] = event.lot.code
+    return _Prepared(data, labels, checks, event)
+
+
+def _write(
+    session: Session,
+    log: Log,
+    principal: Principal,
+    prepared: Sequence[_Prepared],
+    batch: _Batch,
+    *,
+    now: datetime,
+) -> list[HarvestResult]:
+    """Write checked records: their harvest events (lots.record_many), then one `labels.activated` entry per
+    record on its lot's chain (one append for all), then claim every label with one conditional update."""
+    if not prepared:
+        return []
+    recorded = lots.record_many(
+        session, log, principal, [p.event for p in prepared], now=now, refs=batch.refs
     )
-    ids = [label.id for label in labels]
+    drafts = []
+    for p, event in zip(prepared, recorded, strict=True):
+        assert p.event.lot is not None
+        body = {
+            "lot": p.event.lot.code,
+            "event": event.id,
+            "harvest_leaf": event.leaf_hash,
+            "gtin": p.labels[0].gtin,
+            "serials": sorted(label.serial for label in p.labels),
+            "photos_sha256": sorted(x.lower() for x in p.data.photos),
+            "gps_accuracy_m": p.data.gps.accuracy_m if p.data.gps is not None else None,
+            "checks": [{"check": c.check, "result": c.result} for c in p.checks.items],
+        }
+        drafts.append(Draft.of("labels.activated", now, principal.actor, body, lot=p.event.lot.code))
+    entries = append_entries(session, log, drafts)
     # A conditional update claims the labels: a concurrent harvest that took one since we looked makes the
-    # count fall short, and this record's savepoint or transaction (ledger entries included) rolls back.
-    claimed = session.execute(
-        update(Label)
-        .where(col(Label.id).in_(ids), col(Label.status) == "issued")
-        .values(status="activated", lot_code=lot_code, activated_at=now, ledger_index=entry.index)
-    )
-    if claimed.rowcount != len(ids):  # type: ignore[attr-defined]
+    # count fall short, and the savepoint or transaction (ledger entries included) rolls back.
+    ids = [label.id for p in prepared for label in p.labels]
+    claimed = 0
+    for start in range(0, len(ids), 500):
+        result = session.execute(
+            update(Label)
+            .where(col(Label.id).in_(ids[start : start + 500]), col(Label.status) == "issued")
+            .values(status="activated", activated_at=now)
+        )
+        claimed += result.rowcount  # type: ignore[attr-defined]
+    if claimed != len(ids):
         raise ConflictError(
             "a label was activated by another harvest meanwhile",
             field="labels",
             rule="label.already-activated",
         )
-    [output] = [x for x in event.lots if x.role == "output"]
-    assert output.quantity_kg is not None
-    return HarvestResult(
-        id=data.id,
-        lot_code=lot_code,
-        form=form,
-        quantity_kg=output.quantity_kg,
-        daodi=event.details.get("daodi"),
-        labels=[ActivatedLabel(gtin=label.gtin, serial=label.serial) for label in labels],
-        checks=checks.items,
-        event_id=event.id,
-        harvest_ledger_index=event.ledger_index,
-        activation_ledger_index=entry.index,
-        photos=sorted(p.lower() for p in data.photos),
+    table = Label.__table__  # type: ignore[attr-defined]
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(lot_code=bindparam("b_lot"), ledger_index=bindparam("b_index")),
+        [
+            {"b_id": label.id, "b_lot": p.event.lot.code if p.event.lot else None, "b_index": entry.index}
+            for p, entry in zip(prepared, entries, strict=True)
+            for label in p.labels
+        ],
     )
+    for p, entry in zip(prepared, entries, strict=True):
+        for label in p.labels:  # the identity map's copies, as the database now has them
+            set_committed_value(label, "lot_code", p.event.lot.code if p.event.lot else None)
+            set_committed_value(label, "ledger_index", entry.index)
+    results = []
+    for p, event, entry in zip(prepared, recorded, entries, strict=True):
+        [output] = [x for x in event.public.lots if x.role == "output"]
+        assert output.quantity_kg is not None and event.public.lot is not None
+        results.append(
+            HarvestResult(
+                id=p.data.id,
+                lot_code=event.public.lot,
+                form=p.labels[0].form_id,
+                quantity_kg=output.quantity_kg,
+                daodi=event.public.details.get("daodi"),
+                labels=[ActivatedLabel(gtin=label.gtin, serial=label.serial) for label in p.labels],
+                checks=p.checks.items,
+                event_id=event.id,
+                harvest_ledger_index=event.ledger_index,
+                activation_ledger_index=entry.index,
+                photos=sorted(x.lower() for x in p.data.photos),
+            )
+        )
+    return results
 
 
 @dataclass(frozen=True, slots=True)
@@ -803,22 +962,33 @@ def sync_records(
     label_keys: Mapping[str, str],
     now: datetime,
 ) -> SyncOut:
-    """Process queued records in `recorded_at` order, each in its own savepoint: partial success."""
+    """Process queued records in `recorded_at` order: partial success, idempotent by client id.
+
+    Fast path: every record is checked in order against what the request's earlier records took (labels,
+    lot codes), then the accepted ones are written together in one savepoint (multi-row inserts, one ledger
+    append per entry kind, one conditional label claim, the idempotency rows). If that write meets a
+    concurrent writer (a label claimed or a record id stored meanwhile), the savepoint rolls back and every
+    record is processed again on its own, each in its own savepoint (`record_harvest`)."""
     ordered = sorted(data.records, key=lambda r: (r.recorded_at.astimezone(UTC), r.id))
-    results: list[SyncItem] = []
-    for record in ordered:
-        try:
-            with session.begin_nested():
-                outcome = record_harvest(session, log, principal, record, label_keys=label_keys, now=now)
-        except ConflictError as exc:
-            stored = exc.extra.get("stored")
-            results.append(SyncItem(id=record.id, status=409, problem=_problem(exc), stored=stored))
-        except DomainError as exc:
-            results.append(SyncItem(id=record.id, status=exc.status, problem=_problem(exc)))
-        else:
-            results.append(
-                SyncItem(id=record.id, status=201 if outcome.created else 200, result=outcome.result)
-            )
+    batch = _Batch(session, _label_keys(label_keys))
+    try:
+        with session.begin_nested():
+            results = _sync_together(session, log, principal, ordered, batch, now=now)
+    except (ConflictError, IntegrityError):
+        results = []
+        for record in ordered:
+            try:
+                with session.begin_nested():
+                    outcome = record_harvest(session, log, principal, record, label_keys=label_keys, now=now)
+            except ConflictError as exc:
+                stored = exc.extra.get("stored")
+                results.append(SyncItem(id=record.id, status=409, problem=_problem(exc), stored=stored))
+            except DomainError as exc:
+                results.append(SyncItem(id=record.id, status=exc.status, problem=_problem(exc)))
+            else:
+                results.append(
+                    SyncItem(id=record.id, status=201 if outcome.created else 200, result=outcome.result)
+                )
     return SyncOut(
         results=results,
         created=sum(r.status == 201 for r in results),
@@ -826,6 +996,126 @@ def sync_records(
         conflicts=sum(r.status == 409 for r in results),
         failed=sum(r.status not in (200, 201, 409) for r in results),
     )
+
+
+def _stored_many(session: Session, org_id: int, client_ids: Sequence[str]) -> dict[str, Activation]:
+    found: dict[str, Activation] = {}
+    unique = sorted(set(client_ids))
+    for start in range(0, len(unique), 500):
+        found.update(
+            (row.client_id, row)
+            for row in session.execute(
+                select(Activation).where(
+                    Activation.org_id == org_id, col(Activation.client_id).in_(unique[start : start + 500])
+                )
+            ).scalars()
+        )
+    return found
+
+
+def _check_all(
+    session: Session,
+    principal: Principal,
+    ordered: Sequence[HarvestRecord],
+    batch: _Batch,
+    stored: Mapping[str, Activation],
+    items: list[SyncItem | None],
+    accepted: list[_Prepared],
+    mine: dict[str, tuple[str, dict[str, Any], int]],
+    later: list[tuple[int, HarvestRecord, str]],
+    *,
+    now: datetime,
+) -> None:
+    """Check each record in order; the outcome of each goes to `items` (None: decided after the write)."""
+    for record in ordered:
+        content = record.content()
+        digest = content_sha256(content)
+        if record.id in stored:
+            try:
+                outcome = _replay(stored[record.id], digest)
+            except ConflictError as exc:
+                items.append(
+                    SyncItem(id=record.id, status=409, problem=_problem(exc), stored=exc.extra.get("stored"))
+                )
+            else:
+                items.append(SyncItem(id=record.id, status=200, result=outcome.result))
+            continue
+        if record.id in mine:
+            later.append((len(items), record, digest))
+            items.append(None)
+            continue
+        try:
+            prepared = _prepare(session, principal, record, batch, now=now)
+        except DomainError as exc:
+            items.append(SyncItem(id=record.id, status=exc.status, problem=_problem(exc)))
+            continue
+        mine[record.id] = (digest, content, len(accepted))
+        accepted.append(prepared)
+        items.append(SyncItem(id=record.id, status=201))
+
+
+def _sync_together(
+    session: Session,
+    log: Log,
+    principal: Principal,
+    ordered: Sequence[HarvestRecord],
+    batch: _Batch,
+    *,
+    now: datetime,
+) -> list[SyncItem]:
+    """The fast path of sync_records: check all, then write the accepted records at once."""
+    stored = _stored_many(session, principal.org_id, [r.id for r in ordered])
+    batch.load_labels([uri for record in ordered for uri in record.labels])
+    batch.codes = batch.reserve_codes([r for r in ordered if r.id not in stored])
+    items: list[SyncItem | None] = []
+    accepted: list[_Prepared] = []
+    mine: dict[str, tuple[str, dict[str, Any], int]] = {}  # id -> digest, content, index in accepted
+    later: list[tuple[int, HarvestRecord, str]] = []  # replays of records this request creates
+    with session.no_autoflush:  # staged lots are written together below, not one by one by the checks
+        _check_all(session, principal, ordered, batch, stored, items, accepted, mine, later, now=now)
+    results = _write(session, log, principal, accepted, batch, now=now)
+    by_id = {p.data.id: result for p, result in zip(accepted, results, strict=True)}
+    for i, item in enumerate(items):
+        if item is not None and item.status == 201:
+            items[i] = SyncItem(id=item.id, status=201, result=by_id[item.id])
+    for i, record, digest in later:
+        first_digest, content, _ = mine[record.id]
+        result = by_id[record.id]
+        if digest == first_digest:
+            items[i] = SyncItem(id=record.id, status=200, result=result)
+        else:
+            exc = ConflictError(
+                f"record {record.id} was already received with different content",
+                field="id",
+                rule="sync.id-reused",
+            )
+            items[i] = SyncItem(
+                id=record.id,
+                status=409,
+                problem=_problem(exc),
+                stored={"id": record.id, **content, "result": result.model_dump(mode="json")},
+            )
+    if accepted:
+        table = Activation.__table__  # type: ignore[attr-defined]
+        session.execute(
+            insert(table),
+            [
+                {
+                    "org_id": principal.org_id,
+                    "user_id": principal.user_id,
+                    "client_id": p.data.id,
+                    "content_sha256": mine[p.data.id][0],
+                    "content": mine[p.data.id][1],
+                    "recorded_at": p.data.recorded_at.astimezone(UTC),
+                    "received_at": now,
+                    "lot_code": result.lot_code,
+                    "result": result.model_dump(mode="json"),
+                }
+                for p, result in zip(accepted, results, strict=True)
+            ],
+        )
+    assert all(item is not None for item in items)
+    return [item for item in items if item is not None]
 
 
 # -- reference data for the field -------------------------------------------------------------------------
@@ -852,7 +1142,7 @@ def reference_data(session: Session, principal: Principal, *, today: date) -> di
         assert herb is not None
         fresh = session.execute(select(Form.id).where(Form.herb_id == herb.id, Form.kind == "fresh")).scalar()
         planted = lots.aware(planting.planted_at)
-        years = MIN_PLANTING_YEARS.get(herb.id, 0)
+        years = herb_rules(session, herb.id).min_planting_years or 0
         age_ok_from = _years_after(planted.date(), years)
         phi_clear = planted.date()
         for op in session.execute(

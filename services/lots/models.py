@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 from pydantic import Field as PField
@@ -580,6 +580,91 @@ class CorrectionIn(_In):
     event_time: AwareDatetime = _TIME
 
 
+MAX_BATCH = 1000
+"""Events in one batch request (one transaction)."""
+
+
+class FieldOperationItem(FieldOperationIn):
+    """A field operation in a batch."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "field-operation",
+                    "plot_id": 1,
+                    "operation": "irrigation",
+                    "event_time": "2026-05-02T07:30:00+08:00",
+                }
+            ]
+        },
+    )
+    type: Literal["field-operation"]
+
+
+class HoldItem(LotActionIn):
+    """A hold in a batch."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "hold",
+                    "lot": "QS26H0007",
+                    "event_time": "2026-06-13T09:00:00+08:00",
+                    "reason": "QC",
+                }
+            ]
+        },
+    )
+    type: Literal["hold"]
+
+
+class LiftHoldItem(LotActionIn):
+    """The lifting of a hold in a batch."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"type": "lift-hold", "lot": "QS26H0007", "event_time": "2026-06-14T09:00:00+08:00"}]
+        },
+    )
+    type: Literal["lift-hold"]
+
+
+BatchItem = Annotated[FieldOperationItem | HoldItem | LiftHoldItem, PField(discriminator="type")]
+
+
+class EventBatchIn(_In):
+    """Many events recorded in one transaction, in order, all or nothing; `type` says which use case."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "type": "field-operation",
+                            "plot_id": 1,
+                            "operation": "pesticide",
+                            "pesticide_id": 1,
+                            "dose": "30",
+                            "dose_unit": "g/mu",
+                            "event_time": "2026-05-01T07:30:00+08:00",
+                        },
+                        {"type": "hold", "lot": "QS26H0007", "event_time": "2026-06-13T09:00:00+08:00"},
+                        {"type": "lift-hold", "lot": "QS26H0007", "event_time": "2026-06-14T09:00:00+08:00"},
+                    ]
+                }
+            ]
+        },
+    )
+    events: list[BatchItem] = PField(min_length=1, max_length=MAX_BATCH)
+
+
 class FindingOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -611,6 +696,15 @@ class EventPublic(BaseModel):
     findings: list[FindingOut]
     ledger_index: int | None
     leaf_hash: str | None
+
+
+class EventBatchOut(BaseModel):
+    """The recorded events in request order; their ledger entries are consecutive."""
+
+    count: int
+    first_ledger_index: int
+    last_ledger_index: int
+    events: list[EventPublic]
 
 
 class LotPublic(BaseModel):

@@ -16,8 +16,6 @@ from services.findings import Finding
 LOT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}\Z")
 MAX_KG = Decimal(10_000_000)
 CLOCK_SKEW = timedelta(minutes=5)
-MAX_FRESH_KG_PER_MU = Decimal(5000)
-"""A generous ceiling on fresh herb from one mu in one harvest: anything above is a typing error."""
 SULFUR_EVIDENCE = frozenset({"primary.sulfur-fumigation", "so2.above-limit"})
 
 
@@ -210,15 +208,21 @@ def balance_findings(
     return findings
 
 
-def harvest_quantity_findings(kg: Decimal, area_mu: float, *, field: str = "quantity_kg") -> list[Finding]:
-    """A harvest cannot weigh more than MAX_FRESH_KG_PER_MU per mu of its plot."""
-    ceiling = MAX_FRESH_KG_PER_MU * Decimal(str(area_mu))
-    if area_mu > 0 and kg > ceiling:
+def harvest_quantity_findings(
+    kg: Decimal, area_mu: float, max_kg_per_mu: Decimal | None, *, field: str = "quantity_kg"
+) -> list[Finding]:
+    """A harvest cannot weigh more than the herb's ceiling per mu of its plot (catalog data; None: no
+    ceiling)."""
+    if max_kg_per_mu is None or area_mu <= 0:
+        return []
+    ceiling = max_kg_per_mu * Decimal(str(area_mu))
+    per_mu = format(max_kg_per_mu.normalize(), "f")
+    if kg > ceiling:
         return [
             _hard(
                 "harvest.implausible-quantity",
-                f"{kg} kg from a plot of {area_mu:g} mu is more than {MAX_FRESH_KG_PER_MU} kg per mu",
-                f"{area_mu:g} 亩地块采收 {kg} 千克，超过每亩 {MAX_FRESH_KG_PER_MU} 千克",
+                f"{kg} kg from a plot of {area_mu:g} mu is more than {per_mu} kg per mu",
+                f"{area_mu:g} 亩地块采收 {kg} 千克，超过每亩 {per_mu} 千克",
                 field,
             )
         ]

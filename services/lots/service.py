@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_
+from sqlalchemy import bindparam, func, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -26,11 +26,12 @@ from sqlmodel import Session, col, select
 from ledger.entry import Draft
 from ledger.log import Log
 from services.access import can_read_org, require_org_write, require_role, visible_org
-from services.catalog.models import Form, Herb
-from services.catalog.rules import harvest_season_findings, qc_findings, so2_findings
+from services.catalog.models import Form, Herb, Region
+from services.catalog.rules import HerbRules, Season, harvest_season_findings, qc_findings, so2_findings
 from services.catalog.service import (
     current_regions,
     current_spec,
+    herb_rules,
     limits_of,
     region_area,
     require_form,
@@ -40,18 +41,21 @@ from services.catalog.service import (
 from services.epcis import mapping
 from services.epcis.mapping import PlatformEvent, Quantity
 from services.epcis.models import EpcisEvent
-from services.epcis.service import store_epcis
-from services.errors import ConflictError, InvalidInputError, NotFoundError
+from services.epcis.service import insert_returning_ids, store_many
+from services.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
 from services.findings import Finding, reject_hard
-from services.geometry import parse_geometry, point_in_polygon
+from services.geometry import Area, Polygon, parse_geometry, point_in_polygon
 from services.ledger.service import append_entries
 from services.lots import rules
 from services.lots.models import (
     CorrectionIn,
+    EventBatchIn,
+    EventBatchOut,
     EventLot,
     EventLotOut,
     EventPublic,
     FieldOperationIn,
+    FieldOperationItem,
     FindingOut,
     FindingRecord,
     HarvestIn,
@@ -144,10 +148,15 @@ def _held_lot(session: Session, principal: Principal, code: str, field: str) -> 
     return lot
 
 
-def _new_code(session: Session, code: str, field: str) -> None:
-    """A lot code that is well formed and has never been used."""
+def _new_code(session: Session, code: str, field: str, refs: Refs | None = None) -> None:
+    """A lot code that is well formed and has never been used (nor staged earlier in this batch); codes in
+    `refs.free_codes` were looked up together beforehand."""
     reject_hard(rules.lot_code_findings(code, field=field))
-    if session.execute(select(LotRow.id).where(LotRow.code == code)).first() is not None:
+    staged = refs is not None and code in refs.new_codes
+    looked_up = refs is not None and code in refs.free_codes
+    if staged or (
+        not looked_up and session.execute(select(LotRow.id).where(LotRow.code == code)).first() is not None
+    ):
         raise ConflictError(
             f"lot code {code!r} is taken; lot codes are never reused", field=field, rule="lot.duplicate-code"
         )
@@ -159,6 +168,23 @@ def _plot(session: Session, principal: Principal, plot_id: int) -> Plot:
         raise InvalidInputError(f"no plot {plot_id}", field="plot_id", rule="registry.unknown-plot")
     require_org_write(principal, plot.org_id, field="plot_id")
     return plot
+
+
+def _writable_plot(refs: Refs, principal: Principal, plot_id: int) -> Plot:
+    """_plot through the batch's loaded rows."""
+    plot = refs.plot(plot_id)
+    if plot is None or not can_read_org(principal, plot.org_id):
+        raise InvalidInputError(f"no plot {plot_id}", field="plot_id", rule="registry.unknown-plot")
+    require_org_write(principal, plot.org_id, field="plot_id")
+    return plot
+
+
+def _visible_lot(refs: Refs, principal: Principal, code: str, field: str) -> LotRow:
+    """_lot through the batch's loaded rows."""
+    lot = refs.lot(code)
+    if lot is None or not (can_read_org(principal, lot.org_id) or can_read_org(principal, lot.holder_org_id)):
+        raise InvalidInputError(f"unknown lot {code!r}", field=field, rule="lot.unknown")
+    return lot
 
 
 def _check_times(event_time: datetime, now: datetime, inputs: Sequence[rules.Dated]) -> None:
@@ -232,7 +258,7 @@ def _form(session: Session, form_id: str, field: str, kinds: Iterable[str]) -> F
 
 
 @dataclass(slots=True)
-class _Event:
+class PendingEvent:
     """An event about to be recorded."""
 
     type: str
@@ -270,76 +296,369 @@ def _ledger_details(details: dict[str, Any], private: tuple[str, ...]) -> dict[s
     return public
 
 
-def _record(session: Session, log: Log, principal: Principal, ev: _Event, *, now: datetime) -> LotEvent:
-    """Write the event, its lots, links and findings, its ledger entry and its EPCIS projection."""
-    org_id = principal.org_id
-    if ev.lot is not None:
-        org_id = ev.lot.holder_org_id
-    elif ev.plot is not None:
-        org_id = ev.plot.org_id
-    org = _org(session, org_id)
-    offset = mapping.offset_text(ev.event_time)
-    step = mapping.biz_step(ev.type, operation=ev.operation, steps=ev.steps)
-    ledger_details = _ledger_details(ev.details, ev.private)  # adds the salt to ev.details first
-    row = LotEvent(
-        org_id=org_id,
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An event as written: its row id, its ledger entry and its public shape (built without a re-read)."""
+
+    id: int
+    ledger_index: int
+    leaf_hash: str
+    public: EventPublic
+
+
+class Refs:
+    """Rows a use case (or a batch of them) names, read once per call and held with strong references (the
+    session's identity map is weak). Requires that nothing else changes these rows during the call."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.orgs: dict[int, Organisation] = {}
+        self.forms: dict[str, Form | None] = {}
+        self.herbs: dict[str, Herb | None] = {}
+        self.plots: dict[int, Plot | None] = {}
+        self.lots: dict[str, LotRow | None] = {}
+        self.lots_by_id: dict[int, LotRow | None] = {}
+        self.pesticides: dict[int, Pesticide | None] = {}
+        self.banned: set[str] | None = None
+        self.polygons: dict[int, Polygon] = {}
+        self.seasons: dict[str, list[Season]] = {}
+        self.regions: dict[str, tuple[Region, Area]] | None = None
+        self.plantings: dict[tuple[int, str | None], Planting | None] = {}
+        self.applications: dict[int, list[tuple[datetime, int]]] = {}
+        self.fresh_forms: dict[str, Form | None] = {}
+        self.new_codes: set[str] = set()
+        self.free_codes: set[str] = set()
+        self.origins: dict[tuple[int, str], list[Finding]] = {}
+        self.rules: dict[str, HerbRules] = {}
+
+    def org(self, org_id: int) -> Organisation:
+        org = self.orgs.get(org_id)
+        if org is None:
+            org = _org(self.session, org_id)
+            self.orgs[org_id] = org
+        return org
+
+    def form(self, form_id: str) -> Form | None:
+        if form_id not in self.forms:
+            self.forms[form_id] = self.session.get(Form, form_id)
+        return self.forms[form_id]
+
+    def herb(self, herb_id: str) -> Herb | None:
+        if herb_id not in self.herbs:
+            self.herbs[herb_id] = self.session.get(Herb, herb_id)
+        return self.herbs[herb_id]
+
+    def herb_rules(self, herb_id: str) -> HerbRules:
+        if herb_id not in self.rules:
+            self.rules[herb_id] = herb_rules(self.session, herb_id)
+        return self.rules[herb_id]
+
+    def load_plots(self, ids: Iterable[int]) -> None:
+        wanted = sorted(set(ids) - set(self.plots))
+        for chunk in _chunks(wanted):
+            for plot in self.session.execute(select(Plot).where(col(Plot.id).in_(chunk))).scalars():
+                assert plot.id is not None
+                self.plots[plot.id] = plot
+        for plot_id in wanted:
+            self.plots.setdefault(plot_id, None)
+
+    def plot(self, plot_id: int) -> Plot | None:
+        if plot_id not in self.plots:
+            self.load_plots([plot_id])
+        return self.plots[plot_id]
+
+    def polygon(self, plot: Plot) -> Polygon:
+        assert plot.id is not None
+        if plot.id not in self.polygons:
+            self.polygons[plot.id] = parse_geometry(plot.geometry, "geometry").polygons[0]
+        return self.polygons[plot.id]
+
+    def load_lots(self, codes: Iterable[str]) -> None:
+        wanted = sorted(set(codes) - set(self.lots))
+        for start in range(0, len(wanted), _TRACE_CHUNK):
+            chunk = wanted[start : start + _TRACE_CHUNK]
+            for lot in self.session.execute(select(LotRow).where(col(LotRow.code).in_(chunk))).scalars():
+                self.lots[lot.code] = lot
+                if lot.id is not None:
+                    self.lots_by_id[lot.id] = lot
+        for code in wanted:
+            self.lots.setdefault(code, None)
+
+    def lot(self, code: str) -> LotRow | None:
+        if code not in self.lots:
+            self.load_lots([code])
+        return self.lots[code]
+
+    def lot_by_id(self, lot_id: int) -> LotRow | None:
+        if lot_id not in self.lots_by_id:
+            lot = self.session.get(LotRow, lot_id)
+            self.lots_by_id[lot_id] = lot
+            if lot is not None:
+                self.lots[lot.code] = lot
+        return self.lots_by_id[lot_id]
+
+    def load_pesticides(self, ids: Iterable[int]) -> None:
+        wanted = sorted(set(ids) - set(self.pesticides))
+        if wanted:
+            for p in self.session.execute(select(Pesticide).where(col(Pesticide.id).in_(wanted))).scalars():
+                assert p.id is not None
+                self.pesticides[p.id] = p
+        for pesticide_id in wanted:
+            self.pesticides.setdefault(pesticide_id, None)
+
+    def pesticide(self, pesticide_id: int) -> Pesticide | None:
+        if pesticide_id not in self.pesticides:
+            self.load_pesticides([pesticide_id])
+        return self.pesticides[pesticide_id]
+
+    def banned_names(self) -> set[str]:
+        if self.banned is None:
+            self.banned = set(
+                self.session.execute(
+                    select(Pesticide.name_zh).where(col(Pesticide.banned).is_(True))
+                ).scalars()
+            )
+        return self.banned
+
+    def seasons_of(self, herb_id: str) -> list[Season]:
+        if herb_id not in self.seasons:
+            self.seasons[herb_id] = seasons_of(self.session, herb_id)
+        return self.seasons[herb_id]
+
+    def region(self, code: str) -> tuple[Region, Area] | None:
+        if self.regions is None:
+            self.regions = {r.code: (r, region_area(r)) for r in current_regions(self.session)}
+        return self.regions.get(code)
+
+    def planting(self, plot: Plot, cycle: str | None) -> Planting | None:
+        """The plot's latest planting (of `cycle`, when given)."""
+        assert plot.id is not None
+        key = (plot.id, cycle)
+        if key not in self.plantings:
+            statement = select(Planting).where(Planting.plot_id == plot.id)
+            if cycle is not None:
+                statement = statement.where(Planting.cycle == cycle)
+            self.plantings[key] = self.session.exec(
+                statement.order_by(col(Planting.planted_at).desc()).limit(1)
+            ).first()
+        return self.plantings[key]
+
+    def pesticide_uses(self, plot: Plot, planting: Planting) -> list[tuple[datetime, int]]:
+        """(time, product id) of the pesticide applications recorded on the plot since the planting."""
+        assert planting.id is not None
+        if planting.id not in self.applications:
+            events = LotEvent.__table__  # type: ignore[attr-defined]
+            uses: list[tuple[datetime, int]] = []
+            for event_time, details in self.session.execute(
+                core_select(events.c.event_time, events.c.details).where(
+                    events.c.plot_id == plot.id,
+                    events.c.type == "field-operation",
+                    events.c.event_time >= planting.planted_at,
+                )
+            ):
+                pesticide_id = details.get("pesticide_id")
+                if pesticide_id is not None:
+                    uses.append((aware(event_time), int(pesticide_id)))
+            self.load_pesticides(p for _, p in uses)
+            self.applications[planting.id] = uses
+        return self.applications[planting.id]
+
+    def fresh_form(self, herb_id: str) -> Form | None:
+        if herb_id not in self.fresh_forms:
+            self.fresh_forms[herb_id] = self.session.execute(
+                select(Form).where(Form.herb_id == herb_id, Form.kind == "fresh")
+            ).scalar_one_or_none()
+        return self.fresh_forms[herb_id]
+
+
+def _flush(session: Session) -> None:
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent writer took a lot code between our check and now
+        raise ConflictError("a lot code is taken", field="lot_code", rule="lot.duplicate-code") from exc
+
+
+def _record(
+    session: Session,
+    log: Log,
+    principal: Principal,
+    ev: PendingEvent,
+    *,
+    now: datetime,
+    refs: Refs | None = None,
+) -> Recorded:
+    """Write one event (see record_many)."""
+    [recorded] = record_many(session, log, principal, [ev], now=now, refs=refs)
+    return recorded
+
+
+def record_many(
+    session: Session,
+    log: Log,
+    principal: Principal,
+    events: Sequence[PendingEvent],
+    *,
+    now: datetime,
+    refs: Refs | None = None,
+) -> list[Recorded]:
+    """Write checked events with their lots, links and findings, their ledger entries (one append for all,
+    each on its chain) and their EPCIS projections: multi-row Core INSERTs, no per-event round trips."""
+    if not events:
+        return []
+    refs = refs or Refs(session)
+    _flush(session)  # new lots get their ids; lot changes reach the database before our statements
+    table = LotEvent.__table__  # type: ignore[attr-defined]
+    shapes = []
+    for ev in events:
+        org_id = principal.org_id
+        if ev.lot is not None:
+            org_id = ev.lot.holder_org_id
+        elif ev.plot is not None:
+            org_id = ev.plot.org_id
+        step = mapping.biz_step(ev.type, operation=ev.operation, steps=ev.steps)
+        ledger_details = _ledger_details(ev.details, ev.private)  # adds the salt to ev.details first
+        shapes.append((refs.org(org_id), mapping.offset_text(ev.event_time), step, ledger_details))
+    ids = insert_returning_ids(
+        session,
+        table,
+        [
+            {
+                "org_id": org.id,
+                "type": ev.type,
+                "biz_step": step,
+                "event_time": ev.event_time.astimezone(UTC),
+                "tz_offset": offset,
+                "recorded_at": now,
+                "lot_id": ev.lot.id if ev.lot is not None else None,
+                "plot_id": ev.plot.id if ev.plot is not None else None,
+                "corrects_id": ev.corrects.id if ev.corrects is not None else None,
+                "details": ev.details,
+                "actor": principal.actor,
+                "ledger_index": None,
+                "leaf_hash": None,
+            }
+            for ev, (org, offset, step, _) in zip(events, shapes, strict=True)
+        ],
+    )
+    lot_rows: list[dict[str, Any]] = []
+    link_rows: list[dict[str, Any]] = []
+    finding_rows: list[dict[str, Any]] = []
+    drafts: list[Draft] = []
+    for event_id, ev, (org, _, step, ledger_details) in zip(ids, events, shapes, strict=True):
+        for lot, role, grams in ev.lots:
+            assert lot.id is not None
+            lot_rows.append({"event_id": event_id, "lot_id": lot.id, "role": role, "quantity_g": grams})
+            if role == "output" and lot.event_id is None:
+                lot.event_id = event_id
+        for parent, child, grams in ev.links:
+            assert parent.id is not None and child.id is not None
+            link_rows.append(
+                {"event_id": event_id, "parent_id": parent.id, "child_id": child.id, "quantity_g": grams}
+            )
+        for finding, about in ev.findings:
+            finding_rows.append(
+                {
+                    "event_id": event_id,
+                    "lot_id": about.id if about is not None else None,
+                    "rule": finding.rule,
+                    "severity": finding.severity,
+                    "message_en": finding.message_en[:500],
+                    "message_zh": finding.message_zh[:500],
+                    "field": finding.field,
+                }
+            )
+        body: dict[str, Any] = {
+            "event": event_id,
+            "type": ev.type,
+            "biz_step": step,
+            "event_time": mapping.time_text(ev.event_time),
+            "org": org.uscc,
+            "lots": [{"lot": lot.code, "role": role, "g": grams} for lot, role, grams in ev.lots],
+            "details": ledger_details,
+        }
+        if ev.plot is not None:
+            body["plot"] = ev.plot.code
+        if ev.corrects is not None:
+            body["corrects"] = {"event": ev.corrects.id, "ledger_index": ev.corrects.ledger_index}
+        if ev.findings:
+            body["findings"] = [{"rule": f.rule, "severity": f.severity} for f, _ in ev.findings]
+        drafts.append(Draft.of(f"lots.{ev.type}", now, principal.actor, body, lot=ev.chain))
+    for model, rows in ((EventLot, lot_rows), (LotLink, link_rows), (FindingRecord, finding_rows)):
+        if rows:
+            session.execute(insert(model.__table__), rows)  # type: ignore[union-attr]
+    appended = append_entries(session, log, drafts)
+    assert len(appended) == len(events)
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(ledger_index=bindparam("b_index"), leaf_hash=bindparam("b_leaf")),
+        [
+            {"b_id": event_id, "b_index": entry.index, "b_leaf": entry.leaf_hash.hex()}
+            for event_id, entry in zip(ids, appended, strict=True)
+        ],
+    )
+    docs = [
+        _epcis_doc(refs, event_id, entry.index, entry.leaf_hash.hex(), ev, org, step, offset, now)
+        for event_id, entry, ev, (org, offset, step, _) in zip(ids, appended, events, shapes, strict=True)
+    ]
+    store_many(
+        session,
+        docs,
+        org_ids=[org.id or 0 for org, _, _, _ in shapes],
+        record_time=now,
+        lot_event_ids=ids,
+    )
+    return [
+        Recorded(
+            event_id,
+            entry.index,
+            entry.leaf_hash.hex(),
+            _public(event_id, entry.index, entry.leaf_hash.hex(), ev, org.id or 0, step, offset, now),
+        )
+        for event_id, entry, ev, (org, offset, step, _) in zip(ids, appended, events, shapes, strict=True)
+    ]
+
+
+def _public(
+    event_id: int,
+    ledger_index: int,
+    leaf: str,
+    ev: PendingEvent,
+    org_id: int,
+    step: str,
+    offset: str,
+    now: datetime,
+) -> EventPublic:
+    """What event_public would read back for a just-written event."""
+    lots = sorted(((lot.code, role, grams) for lot, role, grams in ev.lots), key=lambda x: (x[1], x[0]))
+    return EventPublic(
+        id=event_id,
         type=ev.type,
         biz_step=step,
-        event_time=ev.event_time.astimezone(UTC),
-        tz_offset=offset,
+        event_time=mapping.at_offset(ev.event_time.astimezone(UTC), offset),
         recorded_at=now,
-        lot_id=ev.lot.id if ev.lot is not None else None,
+        org_id=org_id,
+        lot=ev.lot.code if ev.lot is not None else None,
         plot_id=ev.plot.id if ev.plot is not None else None,
         corrects_id=ev.corrects.id if ev.corrects is not None else None,
-        details=ev.details,
-        actor=principal.actor,
-    )
-    session.add(row)
-    session.flush()
-    assert row.id is not None
-    for lot, role, grams in ev.lots:
-        assert lot.id is not None
-        session.add(EventLot(event_id=row.id, lot_id=lot.id, role=role, quantity_g=grams))
-        if role == "output" and lot.event_id is None:
-            lot.event_id = row.id
-    for parent, child, grams in ev.links:
-        assert parent.id is not None and child.id is not None
-        session.add(LotLink(event_id=row.id, parent_id=parent.id, child_id=child.id, quantity_g=grams))
-    for finding, about in ev.findings:
-        session.add(
-            FindingRecord(
-                event_id=row.id,
-                lot_id=about.id if about is not None else None,
-                rule=finding.rule,
-                severity=finding.severity,
-                message_en=finding.message_en[:500],
-                message_zh=finding.message_zh[:500],
-                field=finding.field,
+        details={k: v for k, v in ev.details.items() if k not in ("gps_uri", "salt")},
+        lots=[
+            EventLotOut(lot=code, role=role, quantity_kg=None if g is None else rules.to_kg(g))
+            for code, role, g in lots
+        ],
+        findings=[
+            FindingOut(
+                rule=f.rule,
+                severity=f.severity,
+                message_en=f.message_en[:500],
+                message_zh=f.message_zh[:500],
+                field=f.field,
             )
-        )
-    body: dict[str, Any] = {
-        "event": row.id,
-        "type": ev.type,
-        "biz_step": step,
-        "event_time": mapping.time_text(ev.event_time),
-        "org": org.uscc,
-        "lots": [{"lot": lot.code, "role": role, "g": grams} for lot, role, grams in ev.lots],
-        "details": ledger_details,
-    }
-    if ev.plot is not None:
-        body["plot"] = ev.plot.code
-    if ev.corrects is not None:
-        body["corrects"] = {"event": ev.corrects.id, "ledger_index": ev.corrects.ledger_index}
-    if ev.findings:
-        body["findings"] = [{"rule": f.rule, "severity": f.severity} for f, _ in ev.findings]
-    [appended] = append_entries(
-        session, log, [Draft.of(f"lots.{ev.type}", now, principal.actor, body, lot=ev.chain)]
+            for f, _ in ev.findings
+        ],
+        ledger_index=ledger_index,
+        leaf_hash=leaf,
     )
-    row.ledger_index = appended.index
-    row.leaf_hash = appended.leaf_hash.hex()
-    session.flush()
-    _index_epcis(session, row, ev, org, step, offset)
-    return row
 
 
 def _gtin(session: Session, lot: LotRow) -> str:
@@ -348,13 +667,23 @@ def _gtin(session: Session, lot: LotRow) -> str:
     return form.gtin
 
 
-def _index_epcis(
-    session: Session, row: LotEvent, ev: _Event, org: Organisation, step: str, offset: str
-) -> None:
-    assert row.id is not None and row.leaf_hash is not None
+def _epcis_doc(
+    refs: Refs,
+    event_id: int,
+    ledger_index: int,
+    leaf: str,
+    ev: PendingEvent,
+    org: Organisation,
+    step: str,
+    offset: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The EPCIS 2.0 projection of a platform event."""
 
     def quantity(lot: LotRow, grams: int | None) -> Quantity:
-        return Quantity(mapping.lot_epc(_gtin(session, lot), lot.code), rules.to_kg(grams) if grams else None)
+        form = refs.form(lot.form_id)
+        assert form is not None
+        return Quantity(mapping.lot_epc(form.gtin, lot.code), rules.to_kg(grams) if grams else None)
 
     inputs = tuple(quantity(lot, g) for lot, role, g in ev.lots if role == "input")
     outputs = tuple(quantity(lot, g) for lot, role, g in ev.lots if role == "output")
@@ -364,19 +693,19 @@ def _index_epcis(
         subjects, outputs, inputs = outputs + inputs + subjects, (), ()
     extensions: dict[str, Any] = {
         "daodi:eventType": ev.type,
-        "daodi:ledgerIndex": row.ledger_index,
-        "daodi:leafHash": row.leaf_hash,
+        "daodi:ledgerIndex": ledger_index,
+        "daodi:leafHash": leaf,
     }
     if ev.corrects is not None and ev.corrects.leaf_hash is not None:
         extensions["daodi:corrects"] = mapping.event_uri(ev.corrects.leaf_hash)
     location = mapping.plot_uri(org.uscc, ev.plot.code) if ev.plot is not None else mapping.org_uri(org.uscc)
     platform = PlatformEvent(
-        event_id=mapping.event_uri(row.leaf_hash),
+        event_id=mapping.event_uri(leaf),
         type=ev.type,
         biz_step=step,
-        event_time=aware(row.event_time),
+        event_time=ev.event_time.astimezone(UTC),
         tz_offset=offset,
-        record_time=aware(row.recorded_at),
+        record_time=now,
         action=ev.action,
         disposition=mapping.disposition(ev.type, passed=ev.passed),
         inputs=inputs,
@@ -391,8 +720,7 @@ def _index_epcis(
         ilmd=ev.ilmd,
         extensions=extensions,
     )
-    doc = mapping.to_epcis(platform)
-    store_epcis(session, doc, org_id=row.org_id, lot_event_id=row.id, record_time=aware(row.recorded_at))
+    return mapping.to_epcis(platform)
 
 
 def _new_lot(
@@ -456,7 +784,7 @@ def register_seed_lot(
         "germination_rate": str(data.germination_rate),
         "certificate": data.certificate,
     }
-    ev = _Event(
+    ev = PendingEvent(
         "seed-lot",
         data.event_time,
         chain=lot.code,
@@ -470,7 +798,7 @@ def register_seed_lot(
             **({"daodi:certificate": data.certificate} if data.certificate else {}),
         },
     )
-    return event_public(session, _record(session, log, principal, ev, now=now))
+    return _record(session, log, principal, ev, now=now).public
 
 
 def plant(
@@ -492,7 +820,7 @@ def plant(
             rule="planting.duplicate",
         )
     _consume([(seed, grams, "quantity_kg")])
-    ev = _Event(
+    ev = PendingEvent(
         "planting",
         data.event_time,
         chain=seed.code,
@@ -502,7 +830,7 @@ def plant(
         lots=[(seed, "input", grams)],
     )
     row = _record(session, log, principal, ev, now=now)
-    assert plot.id is not None and seed.id is not None and row.id is not None
+    assert plot.id is not None and seed.id is not None
     session.add(
         Planting(
             org_id=plot.org_id,
@@ -515,29 +843,24 @@ def plant(
         )
     )
     session.flush()
-    return event_public(session, row)
-
-
-def _latest_planting(session: Session, plot: Plot, cycle: str | None, before: datetime) -> Planting:
-    statement = select(Planting).where(Planting.plot_id == plot.id)
-    if cycle is not None:
-        statement = statement.where(Planting.cycle == cycle)
-    planting = session.exec(statement.order_by(col(Planting.planted_at).desc()).limit(1)).first()
-    if planting is None:
-        raise InvalidInputError(
-            f"plot {plot.code} has no planting" + (f" for cycle {cycle}" if cycle else ""),
-            field="cycle" if cycle else "plot_id",
-            rule="harvest.no-planting",
-        )
-    return planting
+    return row.public
 
 
 def record_field_operation(
     session: Session, principal: Principal, data: FieldOperationIn, *, log: Log, now: datetime
 ) -> EventPublic:
     """A field operation on a plot: sowing, transplanting, fertilising, pesticide, irrigation, ..."""
+    refs = Refs(session)
+    ev = _field_operation_event(principal, data, refs=refs, now=now)
+    return _record(session, log, principal, ev, now=now, refs=refs).public
+
+
+def _field_operation_event(
+    principal: Principal, data: FieldOperationIn, *, refs: Refs, now: datetime
+) -> PendingEvent:
+    """Check a field operation: the event to record."""
     require_role(principal, FIELD_WRITERS, "recording a field operation")
-    plot = _plot(session, principal, data.plot_id)
+    plot = _writable_plot(refs, principal, data.plot_id)
     _check_times(data.event_time, now, [])
     details: dict[str, Any] = {"operation": data.operation, "note": data.note}
     inputs: list[InputUse] = []
@@ -546,7 +869,7 @@ def record_field_operation(
             "a pesticide application names its product", field="pesticide_id", rule="field-operation.product"
         )
     if data.pesticide_id is not None:
-        product = session.get(Pesticide, data.pesticide_id)
+        product = refs.pesticide(data.pesticide_id)
         if product is None:
             raise InvalidInputError(
                 f"no pesticide product {data.pesticide_id}",
@@ -558,10 +881,7 @@ def record_field_operation(
             pesticide_id=product.id, product=product.name_zh, registration_no=product.registration_no
         )
     elif data.product:
-        banned = session.execute(
-            select(Pesticide).where(Pesticide.name_zh == data.product, col(Pesticide.banned).is_(True))
-        ).first()
-        inputs.append(InputUse(data.product, banned is not None, field="product"))
+        inputs.append(InputUse(data.product, data.product in refs.banned_names(), field="product"))
         details["product"] = data.product
     reject_hard(banned_input_findings(inputs))
     if data.dose is not None:
@@ -570,7 +890,7 @@ def record_field_operation(
     if data.area_mu is not None:
         reject_hard(rules.quantity_findings(data.area_mu, field="area_mu"))
         details["area_mu"] = str(data.area_mu)
-    ev = _Event(
+    return PendingEvent(
         "field-operation",
         data.event_time,
         chain=f"plot:{plot.code}",
@@ -578,91 +898,113 @@ def record_field_operation(
         details=details,
         operation=data.operation,
     )
-    return event_public(session, _record(session, log, principal, ev, now=now))
 
 
 def harvest(
     session: Session, principal: Principal, data: HarvestIn, *, log: Log, now: datetime
 ) -> EventPublic:
     """Harvest a plot into a fresh lot: PHI, banned inputs, quantity reject; season, origin recorded."""
+    refs = Refs(session)
+    ev = harvest_event(session, principal, data, refs=refs, now=now)
+    return _record(session, log, principal, ev, now=now, refs=refs).public
+
+
+def harvest_event(
+    session: Session, principal: Principal, data: HarvestIn, *, refs: Refs, now: datetime
+) -> PendingEvent:
+    """Check a harvest and stage its new lot (added to the session, not flushed): the event to record.
+
+    Raises before staging anything when a hard rule fails. Requires `refs` to be this session's."""
     require_role(principal, FIELD_WRITERS, "recording a harvest")
-    plot = _plot(session, principal, data.plot_id)
-    planting = _latest_planting(session, plot, data.cycle, data.event_time)
-    seed = session.get(LotRow, planting.seed_lot_id)
+    plot = _writable_plot(refs, principal, data.plot_id)
+    planting = refs.planting(plot, data.cycle)
+    if planting is None:
+        raise InvalidInputError(
+            f"plot {plot.code} has no planting" + (f" for cycle {data.cycle}" if data.cycle else ""),
+            field="cycle" if data.cycle else "plot_id",
+            rule="harvest.no-planting",
+        )
+    seed = refs.lot_by_id(planting.seed_lot_id)
     assert seed is not None
-    herb = session.get(Herb, seed.herb_id)
+    herb = refs.herb(seed.herb_id)
     assert herb is not None
     if data.form is not None:
-        form = _form(session, data.form, "form", ("fresh",))
+        form = refs.form(data.form)
+        if form is None:
+            raise InvalidInputError(f"unknown form {data.form!r}", field="form", rule="catalog.unknown-form")
+        reject_hard(rules.form_kind_findings(form.kind, ("fresh",), form.id, field="form"))
         reject_hard(rules.same_herb_findings({"form": form.herb_id}, herb.id))
     else:
-        fresh = session.execute(
-            select(Form).where(Form.herb_id == herb.id, Form.kind == "fresh")
-        ).scalar_one_or_none()
+        fresh = refs.fresh_form(herb.id)
         if fresh is None:
             raise InvalidInputError(
                 f"herb {herb.id} has no fresh form", field="form", rule="catalog.unknown-form"
             )
         form = fresh
     grams = _grams(data.quantity_kg, "quantity_kg")
-    reject_hard(rules.harvest_quantity_findings(data.quantity_kg, plot.area_mu))
+    herb_rules = refs.herb_rules(herb.id)
+    reject_hard(
+        rules.harvest_quantity_findings(data.quantity_kg, plot.area_mu, herb_rules.max_fresh_kg_per_mu)
+    )
     planted = rules.Dated(f"the planting of cycle {planting.cycle}", aware(planting.planted_at), "event_time")
     _check_times(data.event_time, now, [planted])
     offset = mapping.offset_text(data.event_time)
     harvested_on = data.event_time.date()
     # The cycle's field operations: pesticide applications for the PHI, every input for the banned list.
-    ops = session.execute(
-        select(LotEvent).where(
-            LotEvent.plot_id == plot.id,
-            LotEvent.type == "field-operation",
-            col(LotEvent.event_time) >= planting.planted_at,
-            col(LotEvent.event_time) <= data.event_time.astimezone(UTC),
-        )
-    ).scalars()
+    until = data.event_time.astimezone(UTC)
     applications: list[Application] = []
     uses: list[InputUse] = []
-    for op in ops:
-        pesticide_id = op.details.get("pesticide_id")
-        if pesticide_id is None:
-            continue
-        product = session.get(Pesticide, pesticide_id)
-        if product is None:
+    for applied_at, pesticide_id in refs.pesticide_uses(plot, planting):
+        product = refs.pesticide(pesticide_id)
+        if product is None or applied_at > until:
             continue
         uses.append(InputUse(product.name_zh, product.banned, field="plot_id"))
-        applied_on = _local_date(op.event_time, offset)
+        applied_on = _local_date(applied_at, offset)
         applications.append(
             Application(product.name_zh, applied_on, product.phi_days.get(herb.id), "event_time")
         )
     phi = phi_findings(harvested_on, applications)
     reject_hard(banned_input_findings(uses) + phi)
-    _new_code(session, data.lot_code, "lot_code")
+    _new_code(session, data.lot_code, "lot_code", refs)
     recorded: list[Finding] = [f for f in phi if not f.hard]
-    recorded += harvest_season_findings(harvested_on, seasons_of(session, herb.id), field="event_time")
-    polygon = parse_geometry(plot.geometry, "geometry").polygons[0]
-    region = next((r for r in current_regions(session) if r.code == herb.region_code), None)
+    recorded += harvest_season_findings(harvested_on, refs.seasons_of(herb.id), field="event_time")
+    polygon = refs.polygon(plot)
+    region = refs.region(herb.region_code)
     origin: list[Finding] = []
     if region is not None:
-        origin = daodi_origin_findings(polygon, region_area(region), region.name_en, field="plot_id")
+        assert plot.id is not None
+        key = (plot.id, region[0].code)
+        if key not in refs.origins:  # the same plot in the same region: the same verdict
+            refs.origins[key] = daodi_origin_findings(polygon, region[1], region[0].name_en, field="plot_id")
+        origin = list(refs.origins[key])
     recorded += origin
     details: dict[str, Any] = {"cycle": planting.cycle, "herb": herb.id}
     if region is not None:
-        details["region"] = {"code": region.code, "version": region.version}
+        details["region"] = {"code": region[0].code, "version": region[0].version}
+    if herb_rules.version is not None:
+        details["herb_rules"] = {"herb": herb.id, "version": herb_rules.version}
     if data.gps is not None:
         recorded += rules.gps_findings(point_in_polygon((data.gps.lon, data.gps.lat), polygon))
         details["gps"] = {"lon": data.gps.lon, "lat": data.gps.lat}
         details["gps_uri"] = f"geo:{data.gps.lat:.6f},{data.gps.lon:.6f}"
-    lot = _new_lot(
-        session,
+    daodi = not any(f.hard for f in origin) if region is not None else None
+    lot = LotRow(
         code=data.lot_code,
         org_id=plot.org_id,
-        form=form,
-        grams=grams,
-        created_at=data.event_time,
+        holder_org_id=plot.org_id,
+        herb_id=form.herb_id,
+        form_id=form.id,
+        kind=form.kind,
+        quantity_g=grams,
+        remaining_g=grams,
+        created_at=data.event_time.astimezone(UTC),
         plot_id=plot.id,
-        daodi=not any(f.hard for f in origin) if region is not None else None,
+        daodi=daodi,
     )
-    details["daodi"] = lot.daodi
-    ev = _Event(
+    session.add(lot)
+    refs.new_codes.add(lot.code)
+    details["daodi"] = daodi
+    return PendingEvent(
         "harvest",
         data.event_time,
         chain=lot.code,
@@ -681,7 +1023,6 @@ def harvest(
             "daodi:countryOfOrigin": "156",
         },
     )
-    return event_public(session, _record(session, log, principal, ev, now=now))
 
 
 # -- transformations --------------------------------------------------------------------------------------
@@ -787,7 +1128,7 @@ def _transform(
     first_out = created[0][0]
     lots: list[tuple[LotRow, str, int | None]] = [(lot, "input", g) for lot, g, _ in inputs]
     lots += [(lot, "output", g) for lot, g in created]
-    ev = _Event(
+    ev = PendingEvent(
         event_type,
         event_time,
         chain=first_out.code,
@@ -802,7 +1143,7 @@ def _transform(
         findings=[(f, first_out) for f in recorded],
         steps=steps,
     )
-    return event_public(session, _record(session, log, principal, ev, now=now))
+    return _record(session, log, principal, ev, now=now).public
 
 
 def process_primary(
@@ -971,7 +1312,7 @@ def record_qc(session: Session, principal: Principal, data: QcIn, *, log: Log, n
         "spec": {"id": spec.id, "name": spec.name, "version": spec.version, "form": spec.form_id},
         "verdict": lot.qc_status,
     }
-    ev = _Event(
+    ev = PendingEvent(
         "qc",
         data.event_time,
         chain=lot.code,
@@ -981,7 +1322,7 @@ def record_qc(session: Session, principal: Principal, data: QcIn, *, log: Log, n
         findings=[(f, lot) for f in verdicts],
         passed=passed,
     )
-    return event_public(session, _record(session, log, principal, ev, now=now))
+    return _record(session, log, principal, ev, now=now).public
 
 
 def release(
@@ -1003,7 +1344,7 @@ def release(
     if lot.released:
         raise ConflictError(f"lot {lot.code} is already released", field="lot", rule="release.already")
     lot.released = True
-    ev = _Event(
+    ev = PendingEvent(
         "release",
         data.event_time,
         chain=lot.code,
@@ -1011,7 +1352,7 @@ def release(
         details={"reason": data.reason, "spec_id": lot.spec_id},
         lots=[(lot, "subject", None)],
     )
-    return event_public(session, _record(session, log, principal, ev, now=now))
+    return _record(session, log, principal, ev, now=now).public
 
 
 def pack(session: Session, principal: Principal, data: PackingIn, *, log: Log, now: datetime) -> EventPublic:
@@ -1041,7 +1382,7 @@ def pack(session: Session, principal: Principal, data: PackingIn, *, log: Log, n
             [Finding("packing.exceeds-lot", "hard", f.message_en, f.message_zh, f.field) for f in raise_rule]
         )
     gtin = _gtin(session, lot)
-    ev = _Event(
+    ev = PendingEvent(
         "packing",
         data.event_time,
         chain=lot.code,
@@ -1052,11 +1393,10 @@ def pack(session: Session, principal: Principal, data: PackingIn, *, log: Log, n
         epcs=tuple(mapping.unit_epc(gtin, lot.code, s) for s in serials),
     )
     row = _record(session, log, principal, ev, now=now)
-    assert row.id is not None
     for serial, g in zip(serials, grams, strict=True):
         session.add(Unit(lot_id=lot.id, serial=serial, net_g=g, event_id=row.id))
     session.flush()
-    return event_public(session, row)
+    return row.public
 
 
 def ship(session: Session, principal: Principal, data: ShippingIn, *, log: Log, now: datetime) -> EventPublic:
@@ -1089,7 +1429,7 @@ def ship(session: Session, principal: Principal, data: ShippingIn, *, log: Log, 
     transactions = [("desadv", mapping.reference_uri(shipper.uscc, "desadv", data.delivery_ref))]
     if data.invoice_ref:
         transactions.append(("inv", mapping.reference_uri(shipper.uscc, "inv", data.invoice_ref)))
-    ev = _Event(
+    ev = PendingEvent(
         "shipping",
         data.event_time,
         chain=lot.code,
@@ -1107,7 +1447,7 @@ def ship(session: Session, principal: Principal, data: ShippingIn, *, log: Log, 
     )
     lot.status = "in-transit"
     row = _record(session, log, principal, ev, now=now)
-    assert row.id is not None and consignee.id is not None
+    assert consignee.id is not None
     session.add(
         Shipment(
             lot_id=lot.id,
@@ -1121,7 +1461,7 @@ def ship(session: Session, principal: Principal, data: ShippingIn, *, log: Log, 
         )
     )
     session.flush()
-    return event_public(session, row)
+    return row.public
 
 
 def receive(
@@ -1184,7 +1524,7 @@ def receive(
     transactions = [("desadv", mapping.reference_uri(shipper.uscc, "desadv", shipment.delivery_ref))]
     if shipment.invoice_ref:
         transactions.append(("inv", mapping.reference_uri(shipper.uscc, "inv", shipment.invoice_ref)))
-    ev = _Event(
+    ev = PendingEvent(
         "receiving",
         data.event_time,
         chain=lot.code,
@@ -1201,7 +1541,7 @@ def receive(
     shipment.received_event_id = row.id
     shipment.received_g = received_g
     session.flush()
-    return event_public(session, row)
+    return row.public
 
 
 # -- holds, recalls, corrections --------------------------------------------------------------------------
@@ -1218,12 +1558,30 @@ def hold(
     session: Session, principal: Principal, data: LotActionIn, *, log: Log, now: datetime
 ) -> EventPublic:
     """Put a lot on hold: it cannot be processed, packed, released or shipped until the hold is lifted."""
+    refs = Refs(session)
+    ev = _hold_event(principal, data, refs=refs, now=now)
+    return _record(session, log, principal, ev, now=now, refs=refs).public
+
+
+def lift_hold(
+    session: Session, principal: Principal, data: LotActionIn, *, log: Log, now: datetime
+) -> EventPublic:
+    """Lift a hold."""
+    refs = Refs(session)
+    ev = _lift_hold_event(principal, data, refs=refs, now=now)
+    return _record(session, log, principal, ev, now=now, refs=refs).public
+
+
+def _hold_event(principal: Principal, data: LotActionIn, *, refs: Refs, now: datetime) -> PendingEvent:
+    """Check a hold and put the (loaded) lot on hold: the event to record."""
     require_role(principal, HOLDERS, "holding a lot")
-    lot = _overseen_lot(session, principal, data.lot)
+    lot = _visible_lot(refs, principal, data.lot, "lot")
+    if not principal.roles & OVERSEERS:
+        require_org_write(principal, lot.holder_org_id, field="lot")
     reject_hard(rules.lot_state_findings(lot.code, lot.status))
     _check_times(data.event_time, now, [_since(lot, "event_time")])
     lot.status = "held"
-    ev = _Event(
+    return PendingEvent(
         "hold",
         data.event_time,
         chain=lot.code,
@@ -1231,20 +1589,19 @@ def hold(
         details={"reason": data.reason},
         lots=[(lot, "subject", None)],
     )
-    return event_public(session, _record(session, log, principal, ev, now=now))
 
 
-def lift_hold(
-    session: Session, principal: Principal, data: LotActionIn, *, log: Log, now: datetime
-) -> EventPublic:
-    """Lift a hold."""
+def _lift_hold_event(principal: Principal, data: LotActionIn, *, refs: Refs, now: datetime) -> PendingEvent:
+    """Check the lifting of a hold and make the (loaded) lot active again: the event to record."""
     require_role(principal, HOLDERS, "lifting a hold")
-    lot = _overseen_lot(session, principal, data.lot)
+    lot = _visible_lot(refs, principal, data.lot, "lot")
+    if not principal.roles & OVERSEERS:
+        require_org_write(principal, lot.holder_org_id, field="lot")
     if lot.status != "held":
         raise ConflictError(f"lot {lot.code} is not on hold", field="lot", rule="hold.not-held")
     _check_times(data.event_time, now, [_since(lot, "event_time")])
     lot.status = "active"
-    ev = _Event(
+    return PendingEvent(
         "lift-hold",
         data.event_time,
         chain=lot.code,
@@ -1252,7 +1609,44 @@ def lift_hold(
         details={"reason": data.reason},
         lots=[(lot, "subject", None)],
     )
-    return event_public(session, _record(session, log, principal, ev, now=now))
+
+
+def record_events(
+    session: Session, principal: Principal, data: EventBatchIn, *, log: Log, now: datetime
+) -> EventBatchOut:
+    """Record many field operations, holds and lifts in one transaction, all or nothing.
+
+    The rows the batch names are read once; each item runs the same checks as its single-event use case, in
+    order (a hold then its lift may share a batch); then every event is written at once (record_many). The
+    first failing item raises with its field prefixed by `events[i].` and `index` i: nothing is written."""
+    refs = Refs(session)
+    refs.load_plots(item.plot_id for item in data.events if isinstance(item, FieldOperationItem))
+    refs.load_lots(item.lot for item in data.events if not isinstance(item, FieldOperationItem))
+    refs.load_pesticides(
+        item.pesticide_id
+        for item in data.events
+        if isinstance(item, FieldOperationItem) and item.pesticide_id is not None
+    )
+    events: list[PendingEvent] = []
+    for i, item in enumerate(data.events):
+        try:
+            if isinstance(item, FieldOperationItem):
+                events.append(_field_operation_event(principal, item, refs=refs, now=now))
+            elif item.type == "hold":
+                events.append(_hold_event(principal, item, refs=refs, now=now))
+            else:
+                events.append(_lift_hold_event(principal, item, refs=refs, now=now))
+        except DomainError as exc:
+            exc.field = f"events[{i}]" + (f".{exc.field}" if exc.field else "")
+            exc.extra["index"] = i
+            raise
+    recorded = record_many(session, log, principal, events, now=now, refs=refs)
+    return EventBatchOut(
+        count=len(recorded),
+        first_ledger_index=recorded[0].ledger_index,
+        last_ledger_index=recorded[-1].ledger_index,
+        events=[r.public for r in recorded],
+    )
 
 
 def recall(
@@ -1282,7 +1676,7 @@ def recall(
             ).scalars()
         }
     )
-    ev = _Event(
+    ev = PendingEvent(
         "recall",
         data.event_time,
         chain=lot.code,
@@ -1290,7 +1684,7 @@ def recall(
         details={"reason": data.reason, "lots": [x.code for x in affected], "consignees": consignees},
         lots=[(x, "subject", None) for x in affected],
     )
-    return event_public(session, _record(session, log, principal, ev, now=now))
+    return _record(session, log, principal, ev, now=now).public
 
 
 def correct(
@@ -1308,7 +1702,7 @@ def correct(
     lot = session.get(LotRow, original.lot_id) if original.lot_id is not None else None
     plot = session.get(Plot, original.plot_id) if original.plot_id is not None else None
     chain = lot.code if lot is not None else f"plot:{plot.code}" if plot is not None else f"event:{event_id}"
-    ev = _Event(
+    ev = PendingEvent(
         "correction",
         data.event_time,
         chain=chain,
@@ -1318,7 +1712,7 @@ def correct(
         lots=[(lot, "subject", None)] if lot is not None else [],
         corrects=original,
     )
-    return event_public(session, _record(session, log, principal, ev, now=now))
+    return _record(session, log, principal, ev, now=now).public
 
 
 # -- reads ------------------------------------------------------------------------------------------------
