@@ -1,21 +1,25 @@
-"""Edge benchmark: device-signed readings through Mosquitto and the gateway into the ledger.
+"""Edge benchmark: device-signed readings through Mosquitto and the gateways into the ledger.
 
 Run from the project root (needs a `mosquitto` binary; the bench starts its own on a free port):
 
-    .venv/bin/python bench/edge.py              # about a minute
-    .venv/bin/python bench/edge.py --quick      # smoke run
+    .venv/bin/python bench/edge.py                      # about two minutes
+    .venv/bin/python bench/edge.py --quick              # smoke run
+    .venv/bin/python bench/edge.py --gateways 2         # two gateway processes side by side
 
-Prints one JSON object on stdout; progress goes to stderr. Everything is on one machine: the publisher (a
-separate process that signs every reading with its device's Ed25519 key), Mosquitto, and the gateway
-(this process: paho network thread, writer thread, ledger sequencer on SQLite WAL + synchronous=FULL).
+Prints one JSON object on stdout; progress goes to stderr. Everything is on one machine: the publishers
+(separate processes that sign every reading with its device's Ed25519 key), Mosquitto, and `--gateways`
+gateway processes side by side on the shared subscription, as a deployment scales out (each: paho network
+thread, checker thread verifying signatures, recorder thread writing one transaction per batch), all on one
+SQLite file (WAL, synchronous=FULL).
 
-1. sustained: the publisher paces itself at each --rate (messages/s) for --seconds; we report the rate
-   that became durable, and publish-to-durable latency (device time in the note -> just before the
-   PUBACK, every message) p50/p99. An offered rate above capacity shows as growing latency.
-2. backlog: with the gateway away, --backlog messages are queued in its persistent session; then the
-   gateway starts and we time the drain (first message to last durable).
+1. sustained: the publishers pace themselves at each --rate (messages/s, all publishers together) for
+   --seconds; we report the rate that became durable, and publish-to-durable latency (device time in the
+   note -> just before the PUBACK, every message) p50/p99. An offered rate above capacity shows as growing
+   latency.
+2. backlog: with the gateways away, --backlog messages are queued in their persistent sessions; then the
+   gateways start and we time the drain (first ack to last ack, over all gateways).
 3. bare: the same backlog drained by a bare paho subscriber that only parses each message (signed note
-   + JSON, no signature check, no storage, auto-ack). ours/bare is the ratio of drain rates.
+   + JSON, no signature check, no storage, ack at once). ours/bare is the ratio of drain rates.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import hashlib
 import json
 import os
 import platform
+import resource
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -40,10 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.broker import EmbeddedMosquitto  # noqa: E402
-from edge.gateway import Gateway, make_client  # noqa: E402
+from edge.gateway import Gateway, default_check_workers, make_client  # noqa: E402
 from ledger.log import Log  # noqa: E402
 from ledger.note import Ed25519Signer, parse_note  # noqa: E402
-from ledger.sequencer import Sequencer  # noqa: E402
 from services.db import ledger_store, make_engine  # noqa: E402
 from services.sensors.rules import DeviceInfo, data_topic, load_limits, reading_text  # noqa: E402
 from services.sensors.service import MemoryDirectory, Message, SensorIngest, ensure_tables  # noqa: E402
@@ -69,7 +74,7 @@ def signers(seed: bytes, count: int) -> list[Ed25519Signer]:
 
 def publisher_main(args: argparse.Namespace) -> int:
     """Sign and publish `count` readings at `rate` per second (0: as fast as possible); wait for PUBACKs."""
-    devices = signers(base64.b64decode(args.seed), args.devices)
+    devices = signers(base64.b64decode(args.seed), args.devices)[args.first :: args.step]
     client, address, props = make_client(args.url, f"bench-pub-{os.getpid()}", session_expiry=300)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
@@ -109,7 +114,7 @@ def publisher_main(args: argparse.Namespace) -> int:
 
 
 def run_publisher(
-    url: str, seed: bytes, devices: int, count: int, rate: float, boot: int
+    url: str, seed: bytes, devices: int, count: int, rate: float, boot: int, first: int = 0, step: int = 1
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -128,31 +133,55 @@ def run_publisher(
             str(rate),
             "--boot",
             str(boot),
+            "--first",
+            str(first),
+            "--step",
+            str(step),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
 
 
-# -- gateway ---------------------------------------------------------------------------------------------
+def run_publishers(
+    url: str, seed: bytes, devices: int, count: int, rate: float, boot: int, processes: int
+) -> dict[str, float]:
+    """Publish `count` readings at `rate` in total from `processes` publishers (devices split between
+    them); wait for them and return the slowest publishing time and the PUBACKs received."""
+    procs = [
+        run_publisher(url, seed, devices, count // processes, rate / processes, boot, first=k, step=processes)
+        for k in range(processes)
+    ]
+    results = [json.loads(p.communicate()[0]) for p in procs]
+    return {
+        "published": sum(r["published"] for r in results),
+        "seconds": max(r["seconds"] for r in results),
+        "acked": sum(r["acked"] for r in results),
+    }
+
+
+# -- gateway process -------------------------------------------------------------------------------------
 
 
 class Rig:
-    """The gateway of the bench over a fresh SQLite file, recording publish-to-durable latencies."""
+    """One gateway over the bench's SQLite file, recording publish-to-durable latencies."""
 
-    def __init__(self, out: Path, url: str, devices: list[Ed25519Signer]) -> None:
-        db_url = f"sqlite:///{out / 'edge.db'}"
+    def __init__(
+        self, db: Path, url: str, devices: list[Ed25519Signer], client_id: str, check_workers: int = 0
+    ) -> None:
+        self.check_workers = check_workers
+        db_url = f"sqlite:///{db}"
         self.engine = make_engine(db_url)
         ensure_tables(self.engine)
         self.log = Log(ledger_store(db_url))
-        self.sequencer = Sequencer(self.log, max_batch=1024, max_delay=0.005).start()
         directory = MemoryDirectory(
             DeviceInfo(s.name, ORG, "BENCH-P1", "notoginseng", "device", s.verifier()) for s in devices
         )
         self.ingest = SensorIngest(
-            engine=self.engine, sequencer=self.sequencer, directory=directory, limits=load_limits()
+            engine=self.engine, log=self.log, directory=directory, limits=load_limits()
         )
         self.url = url
+        self.client_id = client_id
         self.latencies: list[float] = []
         self.first: float | None = None
         self.last = 0.0
@@ -161,30 +190,146 @@ class Rig:
     def _on_ack(self, message: Message) -> None:
         now = time.time()
         if self.first is None:
-            self.first = time.monotonic()
-        self.last = time.monotonic()
-        # Device time sits at a fixed place in our compact JSON; parse it only for the latency record.
+            self.first = now
+        self.last = now
+        # Device time sits in the note's JSON; parse it only for the latency record.
         text = message.payload[: message.payload.index(b"\n")]
         sent = datetime.fromisoformat(json.loads(text)["time"]).timestamp()
         self.latencies.append(now - sent)
 
     def start(self) -> Gateway:
         self.first, self.latencies = None, []
+        self.cpu = _cpu_seconds()
         self.gateway = Gateway(
             self.ingest,
             url=self.url,
-            client_id="bench-gateway",
+            client_id=self.client_id,
             max_batch=1024,
             receive_maximum=4000,
             on_ack=self._on_ack,
+            check_workers=self.check_workers,
         ).start()
         self.gateway.subscribed.wait(10)
         return self.gateway
 
-    def stop(self) -> None:
-        if self.gateway is not None:
-            self.gateway.stop()
-            self.gateway = None
+    def stop(self) -> dict[str, Any]:
+        gateway, self.gateway = self.gateway, None
+        if gateway is None:
+            return {}
+        gateway.stop()  # joins the check workers, so their CPU time is counted below
+        return {
+            "cpu_seconds": _cpu_seconds() - self.cpu,
+            "chained": gateway.stats.chained,
+            "batches": gateway.stats.batches,
+            "first": self.first,
+            "last": self.last,
+            "latencies": self.latencies,
+        }
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (check workers), user + system."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def gateway_main(args: argparse.Namespace) -> int:
+    """A gateway process driven by lines on stdin: `start` (answers `ready`), `stop` (answers its JSON)."""
+    devices = signers(base64.b64decode(args.seed), args.devices)
+    rig = Rig(Path(args.db), args.url, devices, args.client_id, args.check_workers)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "start":
+            rig.start()
+            print("ready", flush=True)
+        elif command == "stop":
+            print(json.dumps(rig.stop()), flush=True)
+        elif command == "exit":
+            break
+    rig.stop()
+    return 0
+
+
+class Gateways:
+    """`count` gateway processes side by side on the shared subscription."""
+
+    def __init__(self, db: Path, url: str, seed: bytes, devices: int, count: int, check_workers: int) -> None:
+        self.db = db
+        self.procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--gateway",
+                    "--db",
+                    str(db),
+                    "--url",
+                    url,
+                    "--seed",
+                    base64.b64encode(seed).decode(),
+                    "--devices",
+                    str(devices),
+                    "--client-id",
+                    f"bench-gateway-{k}",
+                    "--check-workers",
+                    str(check_workers),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for k in range(count)
+        ]
+
+    def _ask(self, command: str) -> list[str]:
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write(command + "\n")
+            proc.stdin.flush()
+        answers = []
+        for proc in self.procs:
+            assert proc.stdout is not None
+            answers.append(proc.stdout.readline())
+        return answers
+
+    def start(self) -> None:
+        self._ask("start")
+
+    def stop(self) -> dict[str, Any]:
+        """Stop every gateway; their stats merged."""
+        parts = [json.loads(a) for a in self._ask("stop")]
+        firsts = [p["first"] for p in parts if p.get("first")]
+        return {
+            "chained": sum(p["chained"] for p in parts),
+            "cpu_seconds": sum(p["cpu_seconds"] for p in parts),
+            "batches": sum(p["batches"] for p in parts),
+            "per_gateway": [p["chained"] for p in parts],
+            "first": min(firsts) if firsts else None,
+            "last": max(p["last"] for p in parts),
+            "latencies": [x for p in parts for x in p["latencies"]],
+        }
+
+    def chained(self) -> int:
+        return count_readings(self.db)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                assert proc.stdin is not None
+                proc.stdin.write("exit\n")
+                proc.stdin.flush()
+        for proc in self.procs:
+            proc.wait(timeout=60)
+
+
+def count_readings(db: Path) -> int:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return int(conn.execute("SELECT count(*) FROM sensor_readings").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
 
 
 def wait_until(condition: Any, timeout: float) -> bool:
@@ -193,7 +338,7 @@ def wait_until(condition: Any, timeout: float) -> bool:
     while not condition():
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.01)
+        time.sleep(0.1)
     return True
 
 
@@ -246,91 +391,128 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--publisher", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--gateway", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url")
     parser.add_argument("--seed")
+    parser.add_argument("--db")
+    parser.add_argument("--client-id")
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--step", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--count", type=int, default=0)
-    parser.add_argument("--rate", default="1000,2000,5000", help="offered rates (comma-separated)")
+    parser.add_argument("--rate", default="1000,2000,3000,5000", help="offered rates (comma-separated)")
     parser.add_argument("--boot", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--backlog", type=int, default=50_000)
+    parser.add_argument("--gateways", type=int, default=1, help="gateway processes side by side")
+    parser.add_argument(
+        "--check-workers",
+        type=int,
+        default=default_check_workers(),
+        help="signature-check worker processes per gateway (default: edge.gateway.default_check_workers)",
+    )
+    parser.add_argument("--publishers", type=int, default=1, help="publisher processes")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.publisher:
         return publisher_main(args)
+    if args.gateway:
+        return gateway_main(args)
     if args.quick:
         args.seconds, args.backlog, args.rate = 3, 5_000, "1000"
     out = Path(args.out or tempfile.mkdtemp(prefix="daodi-bench-edge-"))
     out.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedMosquitto(out / "mosquitto", persistence=False).start()
     seed = os.urandom(32)
-    devices = signers(seed, args.devices)
-    rig = Rig(out, broker.url("gateway"), devices)
+    db = out / "edge.db"
+    ensure_tables(make_engine(f"sqlite:///{db}"))
+    Log(ledger_store(f"sqlite:///{db}"))
+    gateways = Gateways(db, broker.url("gateway"), seed, args.devices, args.gateways, args.check_workers)
     result: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "load_before": os.getloadavg(),
         },
         "devices": args.devices,
+        "gateways": args.gateways,
+        "check_workers_per_gateway": args.check_workers,
+        "publishers": args.publishers,
     }
     try:
-        # 1. sustained, publisher included, at each offered rate
+        # 1. sustained, publishers included, at each offered rate
         result["sustained"] = []
         for i, rate in enumerate(float(r) for r in args.rate.split(",")):
-            gateway = rig.start()
-            count = int(rate * args.seconds)
+            gateways.start()
+            count = int(rate * args.seconds) // args.publishers * args.publishers
+            base = gateways.chained()
             progress(f"sustained: {count} messages at {rate}/s")
-            publisher = run_publisher(broker.url("simulator"), seed, args.devices, count, rate, boot=10 + i)
             start = time.monotonic()
-            wait_until(
-                lambda g=gateway, n=count, p=publisher: g.stats.chained >= n or p.poll() not in (None, 0), 900
+            pub = run_publishers(
+                broker.url("simulator"), seed, args.devices, count, rate, 10 + i, args.publishers
             )
+            wait_until(lambda n=count, b=base: gateways.chained() - b >= n, 300)
             elapsed = time.monotonic() - start
-            pub = json.loads(publisher.communicate()[0])
-            lat = rig.latencies
+            stats = gateways.stop()
+            lat = stats["latencies"]
             row = {
                 "offered_rate": rate,
                 "messages": count,
                 "publisher_rate": round(count / pub["seconds"], 1),
-                "durable_rate": round(gateway.stats.chained / elapsed, 1),
+                "durable_rate": round(stats["chained"] / elapsed, 1),
                 "latency_ms_p50": round(1000 * statistics.median(lat), 1),
                 "latency_ms_p99": round(1000 * percentile(lat, 99), 1),
                 "latency_ms_max": round(1000 * max(lat), 1),
+                "per_gateway": stats["per_gateway"],
+                "batches": stats["batches"],
+                "gateway_cpu_us_per_message": round(1e6 * stats["cpu_seconds"] / max(1, stats["chained"])),
+                "load": os.getloadavg()[0],
             }
             result["sustained"].append(row)
             progress(row)
-            rig.stop()
 
-        # 2. backlog drain: queue while the gateway is away, then let it drain
-        backlog = args.backlog
+        # 2. backlog drain: queue while the gateways are away, then let them drain
+        backlog = args.backlog // args.publishers * args.publishers
         progress(f"backlog: queueing {backlog} messages")
         subscribe_session(broker.url("gateway"), "bench-bare", "daodi/v1/+/+/data")
-        publisher = run_publisher(broker.url("simulator"), seed, args.devices, backlog, 0, boot=2)
-        pub = json.loads(publisher.communicate()[0])
+        pub = run_publishers(broker.url("simulator"), seed, args.devices, backlog, 0, 2, args.publishers)
         progress(f"backlog: queued ({pub}); draining")
-        before = rig.sequencer.batches
-        gateway = rig.start()
-        if not wait_until(lambda: gateway.stats.chained >= backlog, 600):
-            raise RuntimeError(f"backlog not drained: {gateway.stats}")
-        assert rig.first is not None
-        ours = backlog / (rig.last - rig.first)
+        base = gateways.chained()
+        gateways.start()
+        if not wait_until(lambda: gateways.chained() - base >= backlog, 600):
+            raise RuntimeError("backlog not drained")
+        stats = gateways.stop()
+        ours = backlog / (stats["last"] - stats["first"])
         result["backlog"] = {
             "messages": backlog,
             "publisher_rate": round(backlog / pub["seconds"], 1),
             "drain_rate": round(ours, 1),
-            "sequencer_batches": rig.sequencer.batches - before,
+            "per_gateway": stats["per_gateway"],
+            "batches": stats["batches"],
+            "gateway_cpu_us_per_message": round(1e6 * stats["cpu_seconds"] / backlog),
+            "load": os.getloadavg()[0],
         }
-        rig.stop()
 
         # 3. the same backlog through a bare paho subscriber that only parses
         progress(f"backlog: {result['backlog']}; bare subscriber draining")
+        cpu = time.process_time()
         bare = bare_drain(broker.url("gateway"), backlog, "bench-bare")
-        result["bare_paho_parse_only"] = {"messages": backlog, "drain_rate": round(bare, 1)}
+        cpu = time.process_time() - cpu
+        result["bare_paho_parse_only"] = {
+            "messages": backlog,
+            "drain_rate": round(bare, 1),
+            "cpu_us_per_message": round(1e6 * cpu / backlog),
+            "load": os.getloadavg()[0],
+        }
         result["ratio_ours_to_bare"] = round(ours / bare, 3) if bare else None
+        result["cpu_ratio_bare_to_ours"] = round(
+            result["bare_paho_parse_only"]["cpu_us_per_message"]
+            / max(1, result["backlog"]["gateway_cpu_us_per_message"]),
+            3,
+        )
     finally:
-        rig.stop()
-        rig.sequencer.stop()
+        gateways.close()
         broker.stop()
     print(json.dumps(result, indent=2))
     return 0

@@ -3,24 +3,27 @@
 paho-mqtt 2.x, callback API v2, MQTT 5, persistent session (`clean_start=False` with a session expiry),
 `manual_ack=True`, the shared subscription `$share/daodi-edge/daodi/v1/+/+/data` at QoS 1.
 
-`on_message` only enqueues. One writer thread takes batches from the queue, applies the device rules, writes
-rejected messages to quarantine (one transaction), submits accepted ones to the ledger sequencer, and sends
-a PUBACK only once the entry (or the quarantine row) is durable. A reading whose (device, boot, seq) is
-already recorded is rejected by the append hook before it is chained; it is durable already, so it is acked
-(and counted as `replayed`). When storage fails nothing is acked and the message is retried with backoff;
-the broker's Receive Maximum bounds what can pile up meanwhile. After a reconnect, messages of the old
+`on_message` only enqueues. A checker thread takes up to 128 messages at a time and applies the device rules
+(signature checks included); a recorder thread makes each checked batch durable in one transaction
+(`SensorIngest.record`: a dedupe query, the ledger entries, readings, alarms, quarantine rows, summaries and
+device sessions) and only then sends the PUBACKs. A reading whose (device, boot, seq) is already recorded is
+found by the batch's dedupe query before anything is chained; it is durable already, so it is quarantined as
+`replayed` and acked. When storage fails nothing is acked and the batch is retried with backoff; the
+broker's Receive Maximum bounds what can pile up meanwhile. After a reconnect, messages of the old
 connection are never acked (their packet ids may be reused); the broker redelivers them and they dedupe.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import queue
 import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,18 +35,17 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.handlers import data_message, handle_data, handle_presence, replayed
-from ledger.errors import PushbackError
-from ledger.log import Appended
+from edge.handlers import data_message, handle_data, handle_presence, prepare_data
 from services.context import Context
 from services.sensors.rules import SHARED_GROUP, TOPIC_ROOT, Accepted, Rejected
 from services.sensors.service import (
-    DuplicateReadingError,
+    CheckTask,
     Message,
+    Presence,
     SensorIngest,
     build_ingest,
-    roll_up,
-    settle,
+    check_tasks,
+    start_checker,
 )
 from services.settings import Settings
 
@@ -115,9 +117,9 @@ class _Inbound:
     generation: int
     accepted: Accepted | None = None
     rejected: Rejected | None = None
+    presence: Presence | None = None
     attempts: int = 0
     not_before: float = 0.0
-    pending: int = 0
 
 
 @dataclass(slots=True)
@@ -132,13 +134,42 @@ class GatewayStats:
     retries: int = 0
     stale_acks_skipped: int = 0
     presence: int = 0
+    batches: int = 0
 
 
 Ack = Callable[[Message], None]
+_STOP = object()
+_CHUNK = 64
+"""Messages per task sent to a check worker: large enough to amortise the pipe, small enough to pipeline."""
+_CHECK_BATCH = 128
+"""Messages the checker hands to the recorder at a time (the recorder joins what is ready)."""
+_LINGER = 0.005
+"""Seconds the checker waits for more messages when fewer than `_CHECK_BATCH` are queued."""
+
+
+@dataclass(slots=True)
+class _Checked:
+    """A batch past the checker: its items, and worker verdicts still to come for some of them."""
+
+    items: list[_Inbound] = field(default_factory=list)
+    pending: list[tuple[list[_Inbound], Future[list[Accepted | Rejected]]]] = field(default_factory=list)
+
+
+def _settle(item: _Inbound, outcome: Accepted | Rejected) -> None:
+    if isinstance(outcome, Rejected):
+        item.rejected = outcome
+    else:
+        item.accepted = outcome
 
 
 class Gateway:
-    """Receives readings over MQTT and makes them durable in the ledger before acknowledging them."""
+    """Receives readings over MQTT and makes them durable in the ledger before acknowledging them.
+
+    Two threads after paho's: the checker applies the device rules (signature checks included) to what
+    `on_message` queued; the recorder makes each checked batch durable in one transaction
+    (`SensorIngest.record`) and then acks it. While the recorder commits, the checker verifies the next
+    batch, so signature checks overlap the database's fsync.
+    """
 
     def __init__(
         self,
@@ -149,29 +180,33 @@ class Gateway:
         session_expiry: int = 7 * 86400,
         receive_maximum: int = 2000,
         max_batch: int = 512,
-        summary_interval: float = 0.0,
         group: str = SHARED_GROUP,
         on_ack: Ack | None = None,
+        check_workers: int = 0,
     ) -> None:
+        """`check_workers` > 0 verifies device signatures in that many worker processes (Ed25519
+        verification holds the GIL)."""
         self.ingest = ingest
         self.shared_data = f"$share/{group}/{DATA_FILTER}"
         self.url = url
         self.client_id = client_id
         self.max_batch = max_batch
-        self.summary_interval = summary_interval
         self.stats = GatewayStats()
         self.presence: dict[str, dict[str, Any]] = {}
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._on_ack = on_ack
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._retry: list[_Inbound] = []
-        self._pending_lock = threading.Lock()
+        # The checker hands over small batches, so that a message waits for the verification of a few
+        # others, not of a whole transaction's worth; the recorder joins whatever is ready into one
+        # transaction. Beyond a transaction's worth waiting, the checker waits too (back-pressure).
+        self._check_batch = min(max_batch, _CHECK_BATCH)
+        self._checked: queue.Queue[object] = queue.Queue(maxsize=-(-max_batch // self._check_batch) + 1)
         self._generation = 0
         self._stop = threading.Event()
-        self._writer: threading.Thread | None = None
-        self._dirty: tuple[int, int] | None = None
-        self._last_summary = time.monotonic()
+        self._threads: list[threading.Thread] = []
+        self._check_workers = check_workers
+        self._pool: ProcessPoolExecutor | None = None
         self.client, self._address, self._props = make_client(
             url, client_id, manual_ack=True, session_expiry=session_expiry, receive_maximum=receive_maximum
         )
@@ -183,9 +218,19 @@ class Gateway:
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     def start(self) -> Gateway:
-        """Start the writer and connect (retrying in the background until the broker answers)."""
-        self._writer = threading.Thread(target=self._run, name="edge-writer", daemon=True)
-        self._writer.start()
+        """Start the check workers, checker and recorder, and connect (retrying in the background until
+        the broker answers)."""
+        try:
+            self._start_pool()
+        except Exception:
+            log.exception("could not start check workers; checking in the gateway")
+            self._pool = None
+        self._threads = [
+            threading.Thread(target=self._check_loop, name="edge-checker", daemon=True),
+            threading.Thread(target=self._record_loop, name="edge-recorder", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
         self.client.connect_async(
             self._address.host, self._address.port, keepalive=30, clean_start=False, properties=self._props
         )
@@ -193,7 +238,7 @@ class Gateway:
         return self
 
     def stop(self, *, forget: bool = False) -> None:
-        """Disconnect, then stop the writer (whatever was not acked yet is redelivered by the broker).
+        """Disconnect, then stop the workers (whatever was not acked yet is redelivered by the broker).
 
         `forget` ends the broker session too (a gateway leaving for good): otherwise the broker keeps
         giving this session its share of the group's messages until the session expires.
@@ -208,8 +253,11 @@ class Gateway:
         self.client.loop_stop()
         self._stop.set()
         self._events.put(("wake",))
-        if self._writer is not None:
-            self._writer.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def run_forever(self) -> None:
         """Start and block until interrupted."""
@@ -256,166 +304,228 @@ class Gateway:
         received = datetime.now(UTC)
         self._events.put(("msg", msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, received))
 
-    # -- writer thread -----------------------------------------------------------------------------------
+    # -- checker thread: rules ---------------------------------------------------------------------------
+
+    def _check_loop(self) -> None:
+        while True:
+            try:
+                events = [self._events.get(timeout=0.5)]
+            except queue.Empty:
+                events = []
+            # Linger a few ms for more: a transaction (and its fsync) per handful of messages costs more
+            # CPU per message than the wait costs latency.
+            deadline = time.monotonic() + _LINGER
+            while events and len(events) < self._check_batch:
+                try:
+                    events.append(self._events.get_nowait())
+                except queue.Empty:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        events.append(self._events.get(timeout=remaining))
+                    except queue.Empty:
+                        break
+            try:
+                checked = self._check(events)
+            except Exception:
+                # Unacked, they come back when the broker redelivers them (on the next connection).
+                log.exception("gateway checker failed on a batch; its messages stay unacknowledged")
+                checked = None
+            if checked is not None and checked.items:
+                self._checked.put(checked)
+            if self._stop.is_set() and self._events.empty():
+                self._checked.put(_STOP)
+                return
+
+    def _check(self, events: list[tuple[Any, ...]]) -> _Checked | None:
+        batch = _Checked()
+        tasks: list[tuple[_Inbound, CheckTask]] = []
+        for event in events:
+            if event[0] != "msg":
+                continue
+            _, topic, payload, mid, qos, generation, received = event
+            item = _Inbound(data_message(topic, payload, received), mid, qos, generation)
+            if not topic.endswith("/data"):
+                presence = handle_presence(self.ingest, item.message)
+                if presence is None:
+                    # Not a known device's birth/death: nothing to keep (presence is state, not history).
+                    self._ack(item)
+                    continue
+                item.presence = presence
+                batch.items.append(item)
+                continue
+            self.stats.received += 1
+            outcome: CheckTask | Accepted | Rejected
+            if self._pool is None:
+                outcome = self._verdict(item.message)
+            else:
+                try:
+                    outcome = prepare_data(self.ingest, item.message)
+                except Exception as exc:  # a bug in a rule must not kill the gateway
+                    log.exception("rules failed on %s", topic)
+                    outcome = Rejected("malformed", f"internal error: {type(exc).__name__}")
+            if isinstance(outcome, CheckTask):
+                tasks.append((item, outcome))
+            else:
+                _settle(item, outcome)
+            batch.items.append(item)
+        for i in range(0, len(tasks), _CHUNK):
+            chunk = tasks[i : i + _CHUNK]
+            try:
+                assert self._pool is not None
+                future = self._pool.submit(check_tasks, [t for _, t in chunk])
+            except Exception:
+                log.exception("check workers unavailable; checking here and starting new workers")
+                self._restart_pool()
+                for item, _ in chunk:
+                    _settle(item, self._verdict(item.message))
+                continue
+            batch.pending.append(([item for item, _ in chunk], future))
+        return batch
+
+    def _verdict(self, message: Message) -> Accepted | Rejected:
+        """The rules' verdict, checked in this thread; a bug in a rule quarantines, never kills."""
+        try:
+            return handle_data(self.ingest, message)
+        except Exception as exc:
+            log.exception("rules failed on %s", message.topic)
+            return Rejected("malformed", f"internal error: {type(exc).__name__}")
+
+    def _start_pool(self) -> None:
+        if self._check_workers > 0:
+            pool = ProcessPoolExecutor(
+                self._check_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=start_checker,
+                initargs=(dict(self.ingest.limits.raw),),
+            )
+            # Workers start on the first task and take a while to import: not while messages wait.
+            warm = [pool.submit(check_tasks, []) for _ in range(self._check_workers)]
+            for future in warm:
+                future.result(timeout=120)
+            self._pool = pool
+
+    def _restart_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            self._start_pool()
+        except Exception:
+            log.exception("could not start check workers; checking in the gateway from now on")
+            self._pool = None
+
+    # -- recorder thread: one transaction per batch, then the acks ---------------------------------------
+
+    def _record_loop(self) -> None:
+        retry: list[_Inbound] = []
+        stopping = False
+        while True:
+            timeout = 0.5
+            if retry:
+                timeout = max(0.0, min(i.not_before for i in retry) - time.monotonic())
+            batch: list[_Inbound] = []
+            got: list[object] = []
+            try:
+                got.append(self._checked.get(timeout=timeout))
+                # Whatever else is checked already joins this transaction.
+                while sum(len(c.items) for c in got if isinstance(c, _Checked)) < self.max_batch:
+                    got.append(self._checked.get_nowait())
+            except queue.Empty:
+                pass
+            for checked in got:
+                if checked is _STOP:
+                    stopping = True
+                elif isinstance(checked, _Checked):
+                    batch.extend(self._finish(checked))
+            now = time.monotonic()
+            due = [i for i in retry if i.not_before <= now]
+            if due:
+                retry = [i for i in retry if i.not_before > now]
+            items = due + batch
+            if items:
+                self._record(items, retry)
+            if stopping:
+                return
+
+    def _finish(self, checked: _Checked) -> list[_Inbound]:
+        """Wait for the worker verdicts of a checked batch (checking here when a worker failed)."""
+        for items, future in checked.pending:
+            try:
+                outcomes = future.result()
+            except Exception:
+                log.exception("check worker failed; checking %d messages in the gateway", len(items))
+                outcomes = [self._verdict(item.message) for item in items]
+            for item, outcome in zip(items, outcomes, strict=True):
+                _settle(item, outcome)
+        return checked.items
+
+    def _record(self, items: list[_Inbound], retry: list[_Inbound]) -> None:
+        accepted = [i for i in items if i.accepted is not None]
+        rejected = [i for i in items if i.rejected is not None]
+        presences = [i for i in items if i.presence is not None]
+        try:
+            indices = self.ingest.record(
+                [(i.message, i.accepted) for i in accepted if i.accepted is not None],
+                [(i.message, i.rejected) for i in rejected if i.rejected is not None],
+                [i.presence for i in presences if i.presence is not None],
+            )
+        except Exception as exc:
+            for item in items:
+                self._later(item, exc, retry)
+            return
+        self.stats.batches += 1
+        for index in indices:
+            if index is None:
+                self.stats.replayed += 1
+                self.stats.quarantined["replayed"] = self.stats.quarantined.get("replayed", 0) + 1
+            else:
+                self.stats.chained += 1
+        for item in rejected:
+            assert item.rejected is not None
+            reason = item.rejected.reason
+            self.stats.quarantined[reason] = self.stats.quarantined.get(reason, 0) + 1
+            log.info("quarantined %s: %s (%s)", item.message.topic, reason, item.rejected.detail)
+        for item in presences:
+            assert item.presence is not None
+            self.stats.presence += 1
+            self.presence[item.presence.device] = {"kind": item.presence.kind, **item.presence.info}
+        for item in items:
+            self._ack(item)
 
     def _ack(self, item: _Inbound) -> None:
         if item.generation != self._generation:
             self.stats.stale_acks_skipped += 1
             return
-        if self._on_ack is not None:
+        if self._on_ack is not None and item.presence is None and item.message.topic.endswith("/data"):
             self._on_ack(item.message)
         self.client.ack(item.mid, item.qos)
         self.stats.acked += 1
 
-    def _later(self, item: _Inbound, why: object) -> None:
+    def _later(self, item: _Inbound, why: object, retry: list[_Inbound]) -> None:
         item.attempts += 1
         delay = min(0.05 * 2 ** min(item.attempts, 6), 2.0)
         item.not_before = time.monotonic() + delay
-        self._retry.append(item)
+        retry.append(item)
         self.stats.retries += 1
         if item.attempts in (1, 5) or item.attempts % 50 == 0:
             log.warning("%s not durable yet (attempt %d): %s", item.message.topic, item.attempts, why)
 
-    def _run(self) -> None:
-        while True:
-            timeout = 0.5
-            if self._retry:
-                timeout = max(0.0, min(i.not_before for i in self._retry) - time.monotonic())
-            try:
-                events = [self._events.get(timeout=timeout)]
-            except queue.Empty:
-                events = []
-            while len(events) < self.max_batch:
-                try:
-                    events.append(self._events.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._step(events)
-            except Exception:
-                log.exception("gateway writer step failed; continuing")
-            if self._stop.is_set() and self._events.empty():
-                return
-
-    def _step(self, events: list[tuple[Any, ...]]) -> None:
-        fresh: list[_Inbound] = []
-        finished: list[tuple[_Inbound, Any]] = []
-        for event in events:
-            if event[0] == "msg":
-                _, topic, payload, mid, qos, generation, received = event
-                if not topic.endswith("/data"):
-                    self._presence(topic, payload, mid, qos, generation)
-                    continue
-                self.stats.received += 1
-                fresh.append(_Inbound(data_message(topic, payload, received), mid, qos, generation))
-            elif event[0] == "done":
-                finished.append((event[1], event[2]))
-        now = time.monotonic()
-        due = [i for i in self._retry if i.not_before <= now]
-        if due:
-            self._retry = [i for i in self._retry if i.not_before > now]
-        to_quarantine: list[_Inbound] = []
-        for item, futures in finished:
-            exc = settle(futures)
-            if exc is None:
-                self.stats.chained += 1
-                self._ack(item)
-                assert item.accepted is not None
-                self._touch(item.accepted)
-            elif isinstance(exc, DuplicateReadingError):
-                assert item.accepted is not None
-                item.rejected = replayed(item.accepted)
-                to_quarantine.append(item)
-            else:
-                self._later(item, exc)
-        to_submit: list[_Inbound] = []
-        for item in fresh + due:
-            if item.rejected is not None:
-                to_quarantine.append(item)
-                continue
-            if item.accepted is None:
-                try:
-                    outcome = handle_data(self.ingest, item.message)
-                except Exception as exc:  # a bug in a rule must not kill the gateway
-                    log.exception("rules failed on %s", item.message.topic)
-                    outcome = Rejected("malformed", f"internal error: {type(exc).__name__}")
-                if isinstance(outcome, Rejected):
-                    item.rejected = outcome
-                    to_quarantine.append(item)
-                    continue
-                item.accepted = outcome
-            to_submit.append(item)
-        if to_quarantine:
-            try:
-                self.ingest.quarantine([(i.message, i.rejected) for i in to_quarantine if i.rejected])
-            except Exception as exc:
-                for item in to_quarantine:
-                    self._later(item, exc)
-            else:
-                for item in to_quarantine:
-                    assert item.rejected is not None
-                    reason = item.rejected.reason
-                    if reason == "replayed":
-                        self.stats.replayed += 1
-                    self.stats.quarantined[reason] = self.stats.quarantined.get(reason, 0) + 1
-                    if reason != "replayed":
-                        log.info("quarantined %s: %s (%s)", item.message.topic, reason, item.rejected.detail)
-                    self._ack(item)
-        for item in to_submit:
-            assert item.accepted is not None
-            try:
-                futures = self.ingest.submit(item.message, item.accepted)
-            except PushbackError as exc:
-                self._later(item, exc)
-                continue
-            item.pending = len(futures)
-            callback = self._done_callback(item, futures)
-            for future in futures:
-                future.add_done_callback(callback)
-        self._maybe_summarise()
-
-    def _done_callback(
-        self, item: _Inbound, futures: list[Future[Appended]]
-    ) -> Callable[[Future[Appended]], None]:
-        def done(_: Future[Appended]) -> None:
-            with self._pending_lock:
-                item.pending -= 1
-                last = item.pending == 0
-            if last:
-                self._events.put(("done", item, futures))
-
-        return done
-
-    def _presence(self, topic: str, payload: bytes, mid: int, qos: int, generation: int) -> None:
-        presence = handle_presence(topic, payload)
-        if presence is not None:
-            self.stats.presence += 1
-            self.presence[presence.device] = {"kind": presence.kind, **presence.info}
-        # Presence is state, not history: acking it at once loses nothing (it is retained by the broker).
-        if generation == self._generation:
-            self.client.ack(mid, qos)
-
-    def _touch(self, accepted: Accepted) -> None:
-        ms = int(accepted.time.timestamp() * 1000)
-        lo, hi = self._dirty or (ms, ms)
-        self._dirty = (min(lo, ms), max(hi, ms))
-
-    def _maybe_summarise(self) -> None:
-        if not self.summary_interval or self._dirty is None:
-            return
-        if time.monotonic() - self._last_summary < self.summary_interval:
-            return
-        lo, hi = self._dirty
-        self._dirty, self._last_summary = None, time.monotonic()
-        try:
-            roll_up(self.ingest.engine, lo, hi)
-        except Exception:
-            log.exception("summary roll-up failed; will retry")
-            self._dirty = (lo, hi)
-
 
 def default_client_id() -> str:
     return f"daodi-edge-{socket.gethostname()}"[:64]
+
+
+def default_check_workers() -> int:
+    """Check workers for this machine: none on 1-3 CPUs, else one per CPU beyond two (at most 4).
+
+    Shipping a message to a worker and its verdict back costs about as much CPU as the verification it
+    moves (pickling, the pool's feeder threads): on 2 shared CPUs the gateway drained slower with one
+    worker than without (bench/edge.py); workers pay off only where CPUs are left over for them.
+    """
+    cpus = os.cpu_count() or 1
+    return 0 if cpus < 4 else min(4, cpus - 2)
 
 
 def run_gateway(
@@ -427,7 +537,7 @@ def run_gateway(
     if settings.mqtt_url is None:
         raise SystemExit("daodi edge: set DAODI_MQTT_URL (e.g. mqtt://user:password@127.0.0.1:1883)")
     ctx = context or build_context(settings)
-    ingest, sequencer = build_ingest(ctx, settings)
+    ingest = build_ingest(ctx, settings)
     gateway = Gateway(
         ingest,
         url=settings.mqtt_url,
@@ -435,8 +545,8 @@ def run_gateway(
         session_expiry=settings.edge_session_expiry,
         receive_maximum=settings.edge_receive_maximum,
         max_batch=settings.edge_max_batch,
-        summary_interval=settings.edge_summary_interval,
         group=settings.edge_group,
+        check_workers=default_check_workers(),
     )
     gateway.start()
     stopper = stop or threading.Event()
@@ -447,7 +557,6 @@ def run_gateway(
         pass
     finally:
         gateway.stop()
-        sequencer.stop()
         if context is None:
             ctx.stop()
     return 0

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from services.sensors.rules import Accepted, Rejected, parse_topic
-from services.sensors.service import Message, SensorIngest
+from services.sensors.rules import Accepted, Rejected
+from services.sensors.service import CheckTask, Message, Presence, SensorIngest, replayed
+
+__all__ = ["Presence", "data_message", "handle_data", "handle_presence", "prepare_data", "replayed"]
 
 log = logging.getLogger(__name__)
 
 
 def data_message(topic: str, payload: bytes, received: datetime) -> Message:
-    """The service's view of a received data message."""
+    """The service's view of a received message."""
     return Message(topic, payload, received)
 
 
@@ -27,31 +27,23 @@ def handle_data(ingest: SensorIngest, message: Message) -> Accepted | Rejected:
     return ingest.check(message)
 
 
-def replayed(accepted: Accepted) -> Rejected:
-    """The quarantine record of a reading whose (device, boot, seq) is already chained."""
-    return Rejected("replayed", f"(device, boot, seq) = {accepted.key} is already recorded", accepted.device)
+def prepare_data(ingest: SensorIngest, message: Message) -> CheckTask | Accepted | Rejected:
+    """Look the device up; a task for a check worker, or the verdict when it is decided here."""
+    return ingest.prepare(message)
 
 
-@dataclass(frozen=True, slots=True)
-class Presence:
-    """A birth or death message: who, and what it said (boot id, firmware, clock state)."""
-
-    device: str
-    kind: str
-    info: dict[str, Any]
-
-
-def handle_presence(topic: str, payload: bytes) -> Presence | None:
-    """Parse a birth/death message; None (logged) when it is not one."""
-    parsed = parse_topic(topic)
-    if parsed is None or parsed.kind not in ("birth", "death"):
-        return None
+def handle_presence(ingest: SensorIngest, message: Message) -> Presence | None:
+    """Parse a birth/death message of a known device; None (logged) when it is not one."""
     try:
-        info = json.loads(payload) if payload else {}
+        info = json.loads(message.payload) if message.payload else {}
     except (UnicodeDecodeError, json.JSONDecodeError):
-        log.warning("unreadable %s message on %s", parsed.kind, topic)
+        log.warning("unreadable presence message on %s", message.topic)
         info = {}
     if not isinstance(info, dict):
         info = {}
-    log.info("device %s %s %s", parsed.device, parsed.kind, info)
-    return Presence(parsed.device, parsed.kind, info)
+    presence = ingest.presence(message.topic, info, message.received_ms)
+    if presence is None:
+        log.info("ignored presence message on %s (not a known device's birth or death)", message.topic)
+    else:
+        log.info("device %s %s %s", presence.device, presence.kind, info)
+    return presence

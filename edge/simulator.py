@@ -33,7 +33,7 @@ from typing import Any
 
 from edge.gateway import make_client
 from ledger.note import Ed25519Signer
-from services.sensors.rules import DeviceInfo, data_topic, load_limits, reading_text
+from services.sensors.rules import TOPIC_ROOT, DeviceInfo, data_topic, load_limits, reading_text
 from services.sensors.service import roster_devices, roster_entry
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,7 @@ class Simulator:
         self._outstanding: dict[int, tuple[str, bytes]] = {}
         self._returns: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self._again: deque[tuple[str, bytes]] = deque()
+        self._presence_mids: set[int] = set()
         self._stop = threading.Event()
         self._connected = threading.Event()
         self.client, self._address, props = make_client(url, client_id, session_expiry=86400)
@@ -214,7 +215,21 @@ class Simulator:
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if not reason.is_failure:
+            self._presence("birth")
             self._connected.set()
+
+    def _presence(self, kind: str) -> list[Any]:
+        """Publish every device's retained birth (boot, firmware, clock state) or death message."""
+        sent_all = []
+        for device in self.devices:
+            info: dict[str, Any] = {"boot": device.boot}
+            if kind == "birth":
+                info |= {"firmware": "daodi-sim/1", "clock": "ntp", "calibration": "factory"}
+            topic = f"{TOPIC_ROOT}/{device.info.org}/{device.info.device}/{kind}"
+            sent = self.client.publish(topic, json.dumps(info).encode(), qos=1, retain=True)
+            self._presence_mids.add(sent.mid)
+            sent_all.append(sent)
+        return sent_all
 
     def _on_disconnect(self, *_: Any) -> None:
         self._connected.clear()
@@ -235,6 +250,9 @@ class Simulator:
                 mid, code = self._returns.get_nowait()
             except queue.Empty:
                 return
+            if mid in self._presence_mids:
+                self._presence_mids.discard(mid)
+                continue
             sent = self._outstanding.pop(mid, None)
             if code == NO_MATCHING_SUBSCRIBERS and sent is not None:
                 self.refused += 1
@@ -268,6 +286,13 @@ class Simulator:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._connected.is_set():
+            # Deaths are the last word: let the broker take them before the connection goes.
+            for sent in self._presence("death"):
+                try:
+                    sent.wait_for_publish(timeout=5)
+                except (RuntimeError, ValueError):
+                    break
         self.client.disconnect()
         self.client.loop_stop()
 

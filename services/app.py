@@ -19,6 +19,7 @@ from services.labels.api import router as labels_router
 from services.ledger.api import router as ledger_router
 from services.lots.api import events_router, lots_router
 from services.registry.api import router as registry_router
+from services.sensors.api import router as sensors_router
 from services.sensors.service import published_device_keys
 from services.settings import Settings
 from services.verify.api import router as verify_router
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.include_router(verify_router)
     app.include_router(mobile_router)
     app.include_router(audit_router)
+    app.include_router(sensors_router)
 
     @app.get("/api/v1/keys", response_model=KeysOut, tags=["keys"])
     def keys(ctx: Ctx) -> KeysOut:

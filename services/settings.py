@@ -36,8 +36,6 @@ class Settings(BaseSettings):
     edge_receive_maximum: int = Field(default=2000, ge=1, le=65535)
     """Unacknowledged QoS 1 messages the broker may have in flight to this gateway."""
     edge_max_batch: int = Field(default=512, ge=1)
-    edge_summary_interval: float = Field(default=60.0, ge=0)
-    """Seconds between hourly/daily summary roll-ups (0: off)."""
 
     @property
     def device_roster(self) -> Path:

@@ -16,7 +16,6 @@ from edge.broker import EmbeddedMosquitto
 from edge.gateway import Gateway, make_client
 from ledger.log import Log
 from ledger.note import Ed25519Signer
-from ledger.sequencer import Sequencer
 from services.db import ledger_store, make_engine
 from services.sensors.rules import DeviceInfo, data_topic, load_limits, reading_text
 from services.sensors.service import MemoryDirectory, Message, SensorIngest, ensure_tables
@@ -151,6 +150,7 @@ def running_gateway(
     store_wrapper: Callable[[Any], Any] | None = None,
     on_ack: Callable[[Message], None] | None = None,
     receive_maximum: int = 2000,
+    check_workers: int = 0,
 ) -> Iterator[Gateway]:
     """An in-process gateway on a SQLite file; its session is forgotten afterwards."""
     db_url = f"sqlite:///{db}"
@@ -158,20 +158,24 @@ def running_gateway(
     ensure_tables(engine)
     store = ledger_store(db_url)
     log = Log(store_wrapper(store) if store_wrapper else store)
-    sequencer = Sequencer(log, max_delay=0.005).start()
     signer = Ed25519Signer.generate("edge.daodi.dev/gateway")
     ingest = SensorIngest(
-        engine=engine, sequencer=sequencer, directory=directory, limits=load_limits(), gateway_signer=signer
+        engine=engine, log=log, directory=directory, limits=load_limits(), gateway_signer=signer
     )
     gateway = Gateway(
-        ingest, url=url, client_id=client_id, group=group, on_ack=on_ack, receive_maximum=receive_maximum
+        ingest,
+        url=url,
+        client_id=client_id,
+        group=group,
+        on_ack=on_ack,
+        receive_maximum=receive_maximum,
+        check_workers=check_workers,
     ).start()
     try:
         wait_for(gateway.connected.is_set, 10, "gateway connection")
         yield gateway
     finally:
         gateway.stop(forget=True)
-        sequencer.stop()
         engine.dispose()
 
 

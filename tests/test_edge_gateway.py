@@ -243,7 +243,6 @@ def _edge_process(
         "DAODI_EDGE_ROSTER": str(roster),
         "DAODI_EDGE_CLIENT_ID": client_id,
         "DAODI_EDGE_GROUP": group,
-        "DAODI_EDGE_SUMMARY_INTERVAL": "0",
     }
     log = (tmp_path / "edge.log").open("ab")
     return subprocess.Popen(
@@ -332,3 +331,34 @@ def test_two_gateways_side_by_side_share_the_stream_and_chain_each_reading_once(
     assert first.stats.chained > 0 and second.stats.chained > 0, "both gateways took a share"
     assert first.stats.chained + second.stats.chained == total
     assert verify_chains(sensor_entries(db)) == total
+
+
+def test_check_workers_verify_signatures_in_other_processes_and_still_catch_forgeries(
+    mqtt_broker: MqttBroker, mqtt_ids: str, tmp_path: Path
+) -> None:
+    fleet = Fleet(mqtt_ids)
+    forger = next(iter(Fleet(mqtt_ids + "f", size=1).signers.values()))
+    db = tmp_path / "edge.db"
+    failures: list[str] = []
+    with running_gateway(
+        db,
+        mqtt_broker.url("gateway"),
+        f"gw-{mqtt_ids}",
+        f"g{mqtt_ids}",
+        MemoryDirectory(fleet.infos()),
+        on_ack=durable_ack_checker(db, failures),
+        check_workers=1,
+    ) as gateway:
+        pub = Publisher(mqtt_broker.url("simulator"), f"pub-{mqtt_ids}")
+        device = fleet.devices[0]
+        for seq in range(1, 201):
+            pub.publish(*fleet.payload(fleet.devices[seq % len(fleet.devices)], seq))
+        text = reading_text(device, 1, 999, datetime.now(UTC).isoformat(), {"air_temp": 1.0})
+        pub.publish(data_topic(fleet.org, device), forger.sign_note(text).encode())
+        pub.publish(*fleet.payload(fleet.devices[1], 1))  # a replay of seq 1
+        wait_for(lambda: gateway.stats.acked == 202, 30, "202 acks")
+        pub.close()
+    assert failures == []
+    assert readings(db, f"t{mqtt_ids}") == 200 == gateway.stats.chained
+    assert gateway.stats.quarantined == {"bad-signature": 1, "replayed": 1}
+    assert verify_chains(sensor_entries(db)) == 200

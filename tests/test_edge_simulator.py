@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from edge_support import MqttBroker, running_gateway, sensor_entries, wait_for
+from edge_support import MqttBroker, count_rows, running_gateway, sensor_entries, wait_for
 
 from edge.simulator import Simulator, load_devices, write_roster
 from ledger.entry import parse_entry, verify_chains
@@ -91,6 +91,14 @@ def test_broker_restart_midstream_loses_nothing_and_the_simulator_backfills(
         hist = conn.execute("SELECT count(*) FROM sensor_readings WHERE hist").fetchone()[0]
         conn.close()
         sim.stop()
+        # Births (retained, again after the broker restart) and the deaths sent on stop are kept.
+        ended = "SELECT count(*) FROM sensor_device_sessions WHERE birth_ms <= death_ms AND boot IS NOT NULL"
+        try:
+            wait_for(lambda: count_rows(db, ended) == len(devices), 20, "every device's birth and death")
+        except AssertionError:
+            c = sqlite3.connect(db)
+            rows = c.execute("SELECT device, boot, birth_ms, death_ms FROM sensor_device_sessions").fetchall()
+            raise AssertionError(f"sessions {rows}; gateway {gateway.stats}") from None
     assert hist > 0, "readings taken while the broker was away are published as hist backfill"
     entries = [parse_entry(e) for e in sensor_entries(db)]
     keys = {d.info.device: d.info.verifier for d in devices}

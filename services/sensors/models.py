@@ -1,9 +1,16 @@
-"""Sensor tables: readings (unique per device, boot and seq), quarantine with counters, alarms, summaries."""
+"""Sensor tables (readings unique per device, boot and seq; quarantine with counters; alarms; summaries;
+device sessions; broker accounts) and the sensor API shapes."""
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from services.fields import UtcDateTime
 
 
 class SensorReading(SQLModel, table=True):
@@ -70,6 +77,8 @@ class SensorAlarm(SQLModel, table=True):
     value: float
     threshold: float
     time_ms: int = Field(sa_type=BigInteger, index=True)
+    org: str | None = Field(default=None, max_length=30, index=True)
+    """The device's organisation (unified social credit code) when the alarm was raised."""
     ledger_index: int = Field(sa_type=BigInteger)
 
 
@@ -92,10 +101,102 @@ class SensorSummary(SQLModel, table=True):
     mean: float
 
 
+class SensorDeviceSession(SQLModel, table=True):
+    """A device's last birth and last death message (the retained presence state, kept durably)."""
+
+    __tablename__ = "sensor_device_sessions"
+
+    device: str = Field(primary_key=True, max_length=40)
+    org: str = Field(max_length=30)
+    boot: int | None = Field(default=None, sa_type=BigInteger)
+    birth_ms: int | None = Field(default=None, sa_type=BigInteger)
+    birth: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    death_ms: int | None = Field(default=None, sa_type=BigInteger)
+    death: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class SensorBrokerAccount(SQLModel, table=True):
+    """An MQTT account: its Mosquitto password-file line (PBKDF2-SHA512), never the password itself."""
+
+    __tablename__ = "sensor_broker_accounts"
+
+    username: str = Field(primary_key=True, max_length=60)
+    kind: str = Field(max_length=10)
+    """`device` (may publish its own topics only) or `gateway` (reads every device topic)."""
+    device: str | None = Field(default=None, max_length=40, index=True)
+    password_line: str = Field(max_length=300)
+    issued_ms: int = Field(sa_type=BigInteger)
+
+
 SENSOR_TABLES = [
     SensorReading.__table__,  # type: ignore[attr-defined]
     SensorQuarantine.__table__,  # type: ignore[attr-defined]
     SensorQuarantineCount.__table__,  # type: ignore[attr-defined]
     SensorAlarm.__table__,  # type: ignore[attr-defined]
     SensorSummary.__table__,  # type: ignore[attr-defined]
+    SensorDeviceSession.__table__,  # type: ignore[attr-defined]
+    SensorBrokerAccount.__table__,  # type: ignore[attr-defined]
 ]
+
+
+# -- API shapes -------------------------------------------------------------------------------------------
+
+SummaryPeriod = Literal["hour", "day", "cycle"]
+
+
+class AlarmPublic(BaseModel):
+    """An alarm raised on a plot: which threshold, by which reading, and its ledger entry."""
+
+    id: int
+    plot: str
+    org: str | None
+    device: str
+    herb: str | None
+    alarm: str
+    metric: str
+    value: float
+    threshold: float
+    time: UtcDateTime = PField(description="device time of the reading that raised it")
+    reading: dict[str, Any] = PField(description="{device, boot, seq} of that reading")
+    ledger_index: int
+
+
+class SummaryPublic(BaseModel):
+    """Aggregate of one metric on one plot over an hour, a local day (+08:00) or a growing period."""
+
+    plot: str
+    period: SummaryPeriod
+    start: UtcDateTime
+    end: UtcDateTime
+    cycle: str | None = PField(default=None, description="the planting's cycle, for period=cycle")
+    metric: str
+    count: int
+    low: float
+    high: float
+    mean: float
+
+
+class DeviceSessionPublic(BaseModel):
+    """A device's last birth and death messages, as the gateway recorded them."""
+
+    device: str
+    org: str
+    online: bool = PField(description="its last birth is newer than its last death")
+    boot: int | None
+    birth_at: UtcDateTime | None
+    birth: dict[str, Any] | None
+    death_at: UtcDateTime | None
+    death: dict[str, Any] | None
+
+
+class BrokerCredentials(BaseModel):
+    """MQTT credentials, shown once: the broker keeps only the PBKDF2-SHA512 hash."""
+
+    username: str
+    password: str = PField(description="shown once; store it on the device")
+    kind: Literal["device", "gateway"]
+    topics: list[str] = PField(description="what the account may publish (device) or read (gateway)")
+
+
+class GatewayAccountIn(BaseModel):
+    username: str = PField(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")

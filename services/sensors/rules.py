@@ -416,6 +416,13 @@ class Aggregate:
         self.high = max(self.high, value)
         self.total += value
 
+    def merge(self, other: Aggregate) -> None:
+        """Fold another bucket's aggregate into this one."""
+        self.count += other.count
+        self.low = min(self.low, other.low)
+        self.high = max(self.high, other.high)
+        self.total += other.total
+
 
 def summarise(
     rows: Iterable[tuple[str, int, Mapping[str, float]]], period: Literal["hour", "day"]
