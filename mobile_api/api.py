@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response, Security
@@ -24,7 +24,7 @@ from sqlmodel import Session
 from mobile_api.schemas import CredentialsIn, MeOut, RefreshIn, ScanIn, SignInIn, TokensOut
 from services.accounts import service as accounts
 from services.deps import Ctx, CurrentUser, SessionDep
-from services.errors import InvalidInputError
+from services.errors import AuthenticationError, InvalidInputError, PayloadTooLargeError
 from services.labels import activation
 from services.labels.activation import (
     HarvestRecord,
@@ -34,7 +34,7 @@ from services.labels.activation import (
     SyncIn,
     SyncOut,
 )
-from services.problems import PROBLEM_RESPONSES
+from services.problems import PAYLOAD_TOO_LARGE_RESPONSE, PROBLEM_RESPONSES, RATE_LIMITED_RESPONSE
 from services.registry.models import Principal
 
 router = APIRouter(prefix="/mobile/v1", tags=["mobile"], responses=PROBLEM_RESPONSES)
@@ -81,6 +81,21 @@ def get_mobile_user(
 MobileUser = Annotated[Principal, Depends(get_mobile_user)]
 
 
+def get_sign_in_limits(ctx: Ctx) -> accounts.SignInLimits:
+    """The failed sign-in limits of DAODI_SIGN_IN_* settings."""
+    settings = ctx.settings
+    return accounts.SignInLimits(
+        account_failures=settings.sign_in_account_failures,
+        network_failures=settings.sign_in_network_failures,
+        window=timedelta(seconds=settings.sign_in_window),
+        network_prefix_v4=settings.sign_in_network_prefix_v4,
+        network_prefix_v6=settings.sign_in_network_prefix_v6,
+    )
+
+
+SignInLimitsDep = Annotated[accounts.SignInLimits, Depends(get_sign_in_limits)]
+
+
 def _tokens(tokens: accounts.Tokens) -> TokensOut:
     p = tokens.principal
     return TokensOut(
@@ -105,14 +120,38 @@ OwnSession = Annotated[Session, Depends(_own_session)]
 # -- accounts ---------------------------------------------------------------------------------------------
 
 
-@router.post("/auth/sign-in", response_model=TokensOut)
-def sign_in(data: SignInIn, session: SessionDep, key: TokenKey, now: Now) -> TokensOut:
-    """Sign in with a username or phone number and password; returns an access and a refresh token."""
-    return _tokens(
-        accounts.sign_in(
-            session, key, login=data.login, password=data.password, install_id=data.install_id, now=now
+@router.post("/auth/sign-in", response_model=TokensOut, responses={429: RATE_LIMITED_RESPONSE})
+def sign_in(
+    data: SignInIn,
+    request: Request,
+    session: OwnSession,
+    key: TokenKey,
+    now: Now,
+    limits: SignInLimitsDep,
+) -> TokensOut:
+    """Sign in with a username or phone number and password; returns an access and a refresh token.
+
+    A wrong login or password is 401 `account.sign-in`. After too many failed sign-ins for one login (5 in 15
+    minutes by default) or from one network (100 per /24 or IPv6 /64), sign-in answers 429 with `Retry-After`
+    seconds (`account.too-many-failures`, `account.network-too-many-failures`) until the window that began
+    with the first failure ends; a successful sign-in clears the login's count.
+    """
+    try:
+        tokens = accounts.sign_in(
+            session,
+            key,
+            login=data.login,
+            password=data.password,
+            install_id=data.install_id,
+            now=now,
+            client=request.client.host if request.client is not None else None,
+            limits=limits,
         )
-    )
+    except AuthenticationError:
+        session.commit()  # keep the failed attempt the use case counted
+        raise
+    session.commit()
+    return _tokens(tokens)
 
 
 @router.post("/auth/refresh", response_model=TokensOut)
@@ -249,22 +288,33 @@ def sync(data: SyncIn, session: SessionDep, ctx: Ctx, user: MobileUser, now: Now
 # -- photos -----------------------------------------------------------------------------------------------
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, *, whole: bool) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed a chunk; `whole`: it is the photo."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > activation.MAX_CHUNK_BYTES:
-        raise InvalidInputError(
-            f"a chunk is at most {activation.MAX_CHUNK_BYTES} bytes",
-            field="Content-Length",
-            rule="photo.chunk-size",
-        )
+    if declared is not None and declared.isdigit():
+        if whole and int(declared) > activation.MAX_PHOTO_BYTES:
+            raise PayloadTooLargeError(
+                f"a photo is at most {activation.MAX_PHOTO_BYTES} bytes; this one is {int(declared)}",
+                field="Content-Length",
+                rule="photo.too-large",
+                limit=activation.MAX_PHOTO_BYTES,
+            )
+        if int(declared) > activation.MAX_CHUNK_BYTES:
+            raise PayloadTooLargeError(
+                f"a request carries at most {activation.MAX_CHUNK_BYTES} bytes: send larger photos in chunks",
+                field="Content-Length",
+                rule="photo.chunk-size",
+                limit=activation.MAX_CHUNK_BYTES,
+            )
     body = bytearray()
     async for part in request.stream():
         body += part
         if len(body) > activation.MAX_CHUNK_BYTES:
-            raise InvalidInputError(
-                f"a chunk is at most {activation.MAX_CHUNK_BYTES} bytes",
+            raise PayloadTooLargeError(
+                f"a request carries at most {activation.MAX_CHUNK_BYTES} bytes: send larger photos in chunks",
                 field="body",
                 rule="photo.chunk-size",
+                limit=activation.MAX_CHUNK_BYTES,
             )
     return bytes(body)
 
@@ -287,7 +337,10 @@ def _store_chunk(
 @router.put(
     "/photos/{sha256}",
     response_model=PhotoStatus,
-    responses={202: {"model": PhotoStatus, "description": "chunk stored; send the next from `received`"}},
+    responses={
+        202: {"model": PhotoStatus, "description": "chunk stored; send the next from `received`"},
+        413: PAYLOAD_TOO_LARGE_RESPONSE,
+    },
     openapi_extra={
         "requestBody": {
             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -309,14 +362,31 @@ async def put_photo(
 
     Send chunks in order; after a broken connection ask `GET /photos/{sha256}/status` and resume at
     `received`. When the last byte arrives the server hashes the photo: a mismatch or a non-image is refused
-    (422 `photo.hash-mismatch`, `photo.not-an-image`) and discarded. Photos are at most 8 MiB.
+    (422 `photo.hash-mismatch`, `photo.not-an-image`) and discarded.
+
+    Photos are at most 8 MiB: a larger declared total (`Content-Range`, or `Content-Length` of a whole photo)
+    is refused with 413 `photo.too-large` before any byte is read or stored; a request body above 1 MiB with
+    413 `photo.chunk-size`. The problem names the `field` and gives the `limit` in bytes.
     """
-    chunk = await _read_body(request)
-    if content_range is None:
+    match = None if content_range is None else _RANGE.match(content_range.strip())
+    if content_range is not None and match is None:
+        raise InvalidInputError(
+            "Content-Range must be `bytes first-last/total` matching the body",
+            field="Content-Range",
+            rule="photo.content-range",
+        )
+    if match is not None and int(match[3]) > activation.MAX_PHOTO_BYTES:
+        raise PayloadTooLargeError(
+            f"a photo is at most {activation.MAX_PHOTO_BYTES} bytes; this one is {int(match[3])}",
+            field="Content-Range",
+            rule="photo.too-large",
+            limit=activation.MAX_PHOTO_BYTES,
+        )
+    chunk = await _read_body(request, whole=match is None)
+    if match is None:
         start, total = 0, len(chunk)
     else:
-        match = _RANGE.match(content_range.strip())
-        if match is None or int(match[2]) - int(match[1]) + 1 != len(chunk) or int(match[2]) < int(match[1]):
+        if int(match[2]) - int(match[1]) + 1 != len(chunk) or int(match[2]) < int(match[1]):
             raise InvalidInputError(
                 "Content-Range must be `bytes first-last/total` matching the body",
                 field="Content-Range",

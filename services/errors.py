@@ -8,6 +8,8 @@ DomainError                       400 bad-request
  ├── RuleViolation                422 rule-violation       (.rule names the domain rule)
  ├── AuthenticationError          401 unauthenticated
  ├── PermissionDeniedError        403 forbidden
+ ├── PayloadTooLargeError         413 content-too-large    (a request or an upload above a size limit)
+ ├── RateLimitedError             429 rate-limited         (.retry_after seconds; sent as Retry-After)
  └── UnavailableError             503 unavailable          (retry later)
 """
 
@@ -28,6 +30,11 @@ class DomainError(Exception):
         self.detail = detail
         self.field = field
         self.extra = extra
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the problem response must carry (none unless the status needs one)."""
+        return {}
 
 
 class InvalidInputError(DomainError):
@@ -60,6 +67,24 @@ class AuthenticationError(DomainError):
 
 class PermissionDeniedError(DomainError):
     status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class PayloadTooLargeError(DomainError):
+    status, slug, title = 413, "content-too-large", "Content too large"
+
+
+class RateLimitedError(DomainError):
+    """Too many attempts: the caller may try again after `retry_after` seconds (>= 1)."""
+
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, field=field, retry_after=max(1, retry_after), **extra)
+        self.retry_after = max(1, retry_after)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class UnavailableError(DomainError):

@@ -41,6 +41,21 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: PROBLEM_SCHEMA for status in (400, 401, 403, 404, 409, 410, 422, 503)
 }
+PAYLOAD_TOO_LARGE_RESPONSE: dict[str, Any] = {
+    **PROBLEM_SCHEMA,
+    "description": "RFC 9457 problem details: the request body or the declared upload is above a size limit "
+    "(`field` and `rule` name which, `limit` gives it in bytes)",
+}
+RATE_LIMITED_RESPONSE: dict[str, Any] = {
+    **PROBLEM_SCHEMA,
+    "description": "RFC 9457 problem details: too many attempts; try again after `Retry-After` seconds",
+    "headers": {
+        "Retry-After": {
+            "description": "seconds to wait before trying again (also in the body as `retry_after`)",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 """FastAPI's default 422 bodies: never sent here, since request-validation errors are 400 problems."""
 
@@ -125,7 +140,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        return problem(request, exc.status, exc.slug, exc.title, exc.detail, field=exc.field, **exc.extra)
+        return problem(
+            request, exc.status, exc.slug, exc.title, exc.detail, exc.headers, field=exc.field, **exc.extra
+        )
 
     @app.exception_handler(LedgerError)
     async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:

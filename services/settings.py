@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     edge_receive_maximum: int = Field(default=2000, ge=1, le=65535)
     """Unacknowledged QoS 1 messages the broker may have in flight to this gateway."""
     edge_max_batch: int = Field(default=512, ge=1)
+    sign_in_account_failures: int = Field(default=5, ge=1)
+    """Failed mobile sign-ins allowed per account (or unknown login) per window; then 429 until it ends."""
+    sign_in_network_failures: int = Field(default=100, ge=1)
+    """Failed mobile sign-ins allowed per client network (see the prefixes) per window; then 429."""
+    sign_in_window: int = Field(default=15 * 60, ge=1)
+    """Seconds a window of failed sign-ins lasts, counted from its first failure."""
+    sign_in_network_prefix_v4: int = Field(default=24, ge=8, le=32)
+    """IPv4 prefix length grouping clients into one network for the sign-in limit (24: a /24)."""
+    sign_in_network_prefix_v6: int = Field(default=64, ge=16, le=128)
+    """IPv6 prefix length grouping clients into one network for the sign-in limit (64: a /64)."""
 
     @property
     def device_roster(self) -> Path:

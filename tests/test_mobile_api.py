@@ -305,9 +305,9 @@ def test_oversized_or_mismatched_photos_are_rejected(mw: MobileWorld) -> None:
         content=b"x" * 100,
         headers={**headers, "Content-Range": f"bytes 0-99/{9 * 1024 * 1024}"},
     )
-    assert too_big.status_code == 422 and too_big.json()["rule"] == "photo.too-large"
+    assert too_big.status_code == 413 and too_big.json()["rule"] == "photo.too-large"
     chunk = mw.client.put(f"/mobile/v1/photos/{digest}", content=b"\xff" * (1024 * 1024 + 1), headers=headers)
-    assert chunk.status_code == 422 and chunk.json()["rule"] == "photo.chunk-size"
+    assert chunk.status_code == 413 and chunk.json()["rule"] == "photo.chunk-size"
     mismatched = mw.client.put(f"/mobile/v1/photos/{digest}", content=JPEG + b"!", headers=headers)
     assert mismatched.status_code == 422 and mismatched.json()["rule"] == "photo.hash-mismatch"
     not_image = b"just some text, not a photo"

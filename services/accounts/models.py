@@ -48,3 +48,18 @@ class RefreshToken(SQLModel, table=True):
     issued_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class SignInFailures(SQLModel, table=True):
+    """Failed sign-ins in the current window of one account (or unknown login) or one client network.
+
+    The window starts at its first failure; once it has passed, the next failure starts a new one. The key is
+    a SHA-256 (services.accounts.rules.throttle_key): logins and addresses typed by strangers stay out.
+    """
+
+    __tablename__ = "accounts_sign_in_failures"
+
+    key_sha256: str = Field(primary_key=True, max_length=64)
+    scope: str = Field(max_length=8)  # "account" or "network"
+    window_start: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    failures: int = Field(default=0)

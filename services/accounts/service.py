@@ -6,6 +6,11 @@ Tokens:
 - refresh token: an opaque random `rt_...` string (30 days), stored only as its SHA-256; single use: each
   refresh returns a new one. Presenting a refresh token that was already used means it was copied: the
   whole family (that install's sign-in) is revoked, and so are the access tokens issued from it.
+
+Password guessing: failed sign-ins are counted per account (an unknown login counts under its own name) and
+per client network (`SignInLimits`), in the database so the limits hold across workers and restarts. Past a
+limit, sign-in answers RateLimitedError (429 with Retry-After) until the window that began at the first
+failure ends, without checking the password; a successful sign-in clears the account's count.
 """
 
 from __future__ import annotations
@@ -23,13 +28,21 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import or_, update
+from sqlalchemy import case, delete, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from services.access import require_role
-from services.accounts.models import Credential, RefreshToken, TokenFamily
-from services.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
+from services.accounts import rules
+from services.accounts.models import Credential, RefreshToken, SignInFailures, TokenFamily
+from services.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    RateLimitedError,
+)
 from services.registry.models import Principal, User
 
 ACCESS_TTL = timedelta(minutes=15)
@@ -62,6 +75,20 @@ def load_signing_key(key_dir: Path) -> bytes:
 class TokenReuseError(AuthenticationError):
     """A refresh token presented twice. The family's revocation is written before raising: the adapter
     commits the transaction even though it answers 401."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignInLimits:
+    """Failed sign-ins allowed per window: per account (or unknown login) and per client network.
+
+    Requires every count >= 1, a positive window, 0 <= network_prefix_v4 <= 32, 0 <= network_prefix_v6 <= 128.
+    """
+
+    account_failures: int = 5
+    network_failures: int = 100
+    window: timedelta = timedelta(minutes=15)
+    network_prefix_v4: int = 24
+    network_prefix_v6: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,13 +207,41 @@ def _tokens(session: Session, key: bytes, principal: Principal, family_id: str, 
 
 
 def sign_in(
-    session: Session, key: bytes, *, login: str, password: str, install_id: str, now: datetime
+    session: Session,
+    key: bytes,
+    *,
+    login: str,
+    password: str,
+    install_id: str,
+    now: datetime,
+    client: str | None = None,
+    limits: SignInLimits = SignInLimits(),
 ) -> Tokens:
-    """Username or phone number and password -> access and refresh tokens for this app install."""
-    conditions = [col(Credential.username) == login.strip().lower()]
+    """Username or phone number and password -> access and refresh tokens for this app install.
+
+    `client` is the caller's IP address. Past a limit of `limits` this raises RateLimitedError before any
+    password is checked. A failed attempt is counted in `session` before AuthenticationError is raised: the
+    adapter commits the transaction even then. A success clears the account's count.
+    """
+    name = login.strip().lower()
+    conditions = [col(Credential.username) == name]
     with contextlib.suppress(InvalidInputError):  # not a phone number: a username only
-        conditions.append(col(Credential.phone) == normalise_phone(login))
+        name = normalise_phone(login)
+        conditions.append(col(Credential.phone) == name)
     row = session.execute(select(Credential, User).join(User).where(or_(*conditions))).first()
+    moment = now.astimezone(UTC)  # SQLite keeps no offset: store and compare UTC only
+    network = rules.client_network(
+        client, v4_prefix=limits.network_prefix_v4, v6_prefix=limits.network_prefix_v6
+    )
+    network_key = rules.throttle_key("network", network)
+    # Unknown logins are counted too, under their own name, and answered exactly as known ones are.
+    account_key = (
+        rules.throttle_key("account", str(row[0].user_id)) if row else rules.throttle_key("login", name)
+    )
+    _refuse_when_throttled(session, network_key, limits.network_failures, limits.window, moment)
+    # Counted before the password is checked, so parallel guesses cannot outrun the limit: the account's row
+    # stays locked until this transaction ends, and a success clears the count again.
+    _count_failure(session, account_key, "account", limits, moment)
     stored = row[0].password_hash if row is not None else _DUMMY_HASH
     try:
         _hasher.verify(stored, password)
@@ -194,10 +249,14 @@ def sign_in(
     except (VerificationError, InvalidHashError):
         verified = False
     if not verified or row is None:
+        _count_failure(session, network_key, "network", limits, moment)
         raise AuthenticationError("wrong login or password", rule="account.sign-in")
     credential, user = row
     if not user.active:
+        _count_failure(session, network_key, "network", limits, moment)
         raise AuthenticationError("this user is inactive", rule="account.inactive")
+    session.execute(delete(SignInFailures).where(col(SignInFailures.key_sha256) == account_key))
+    _prune_failures(session, limits.window, moment)
     if _hasher.check_needs_rehash(credential.password_hash):
         credential.password_hash = _hasher.hash(password)
     assert user.id is not None
@@ -207,6 +266,77 @@ def sign_in(
     session.add(family)
     session.flush()
     return _tokens(session, key, _principal(user), family.id, now)
+
+
+def _refuse_when_throttled(
+    session: Session, key_sha256: str, limit: int, window: timedelta, now: datetime
+) -> None:
+    """RateLimitedError when the client network behind `key_sha256` used up its failures in this window."""
+    row = session.execute(
+        select(col(SignInFailures.failures), col(SignInFailures.window_start)).where(
+            col(SignInFailures.key_sha256) == key_sha256
+        )
+    ).first()
+    if row is not None and row[0] >= limit and rules.window_open(_aware(row[1]), window, now):
+        raise RateLimitedError(
+            "too many failed sign-ins from this network: try again later",
+            retry_after=rules.retry_after(_aware(row[1]), window, now),
+            rule="account.network-too-many-failures",
+        )
+
+
+def _count_failure(
+    session: Session, key_sha256: str, scope: str, limits: SignInLimits, now: datetime
+) -> None:
+    """Add one failure to the count of `key_sha256` (a new window when the last has passed).
+
+    An account already at its limit is not counted again: RateLimitedError. A network is always counted (its
+    limit is checked before the password, by `_refuse_when_throttled`).
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    passed = col(SignInFailures.window_start) <= now - limits.window
+    statement = update(SignInFailures).where(col(SignInFailures.key_sha256) == key_sha256)
+    if scope == "account":
+        # One conditional statement: concurrent attempts wait on the row and see each other's counts.
+        statement = statement.where(or_(passed, col(SignInFailures.failures) < limits.account_failures))
+    statement = statement.values(
+        failures=case((passed, 1), else_=col(SignInFailures.failures) + 1),
+        window_start=case((passed, now), else_=col(SignInFailures.window_start)),
+    ).execution_options(synchronize_session=False)
+    for _ in range(2):  # again when a concurrent prune deleted the row between the two statements
+        session.execute(
+            insert(SignInFailures)
+            .values(key_sha256=key_sha256, scope=scope, window_start=now, failures=0)
+            .on_conflict_do_nothing(index_elements=["key_sha256"])
+        )
+        if session.execute(statement).rowcount == 1:  # type: ignore[attr-defined]
+            return
+        started = session.execute(
+            select(col(SignInFailures.window_start)).where(col(SignInFailures.key_sha256) == key_sha256)
+        ).scalar_one_or_none()
+        if started is not None:
+            raise RateLimitedError(
+                "too many failed sign-ins for this login: try again later",
+                retry_after=rules.retry_after(_aware(started), limits.window, now),
+                field="login",
+                rule="account.too-many-failures",
+            )
+
+
+def _prune_failures(session: Session, window: timedelta, now: datetime, batch: int = 100) -> None:
+    """Delete counts whose window has passed (they count as nothing already); never waits on a locked row."""
+    stale = (
+        session.execute(
+            select(col(SignInFailures.key_sha256))
+            .where(col(SignInFailures.window_start) <= now - window)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )
+    if stale:
+        session.execute(delete(SignInFailures).where(col(SignInFailures.key_sha256).in_(stale)))
 
 
 def refresh(session: Session, key: bytes, token: str, *, now: datetime) -> Tokens:
