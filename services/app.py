@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     )
     app.state.ctx = ctx
     problems.install(app)
+    # The public resolver first: label scans are the hottest requests, and routes are matched in order.
+    app.include_router(verify_router)
     app.include_router(ledger_router)
     app.include_router(catalog_router)
     app.include_router(registry_router)
@@ -60,7 +62,6 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.include_router(events_router)
     app.include_router(epcis_router)
     app.include_router(labels_router)
-    app.include_router(verify_router)
     app.include_router(mobile_router)
     app.include_router(audit_router)
     app.include_router(sensors_router)

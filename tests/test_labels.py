@@ -17,6 +17,7 @@ from PIL import Image
 
 from services.app import create_app
 from services.catalog.rules import gtin_check_digit
+from services.errors import InvalidInputError
 from services.labels import render
 from services.labels.rules import LabelError, label_path, parse_label, sign_label, verify_label
 from services.settings import Settings
@@ -259,3 +260,65 @@ def test_checking_the_qr_version_builds_no_matrix(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(qrcode.QRCode, "makeImpl", no_matrix)
     uri = signed(label_path(GTIN, serial="7KQ2M9XW4T"))
     assert render.qr_version(uri, "Q") <= 10
+
+
+def _sample_uris() -> list[tuple[str, render.Level]]:
+    """Label URIs of every shape we issue (lot, unit, lot+unit, signed or not, two hosts), both levels."""
+    import random
+    import string
+
+    rng = random.Random(18004)
+    out: list[tuple[str, render.Level]] = []
+    for i in range(48):
+        serial = "".join(rng.choices(string.ascii_uppercase + string.digits, k=rng.randint(1, 12)))
+        lot = "".join(rng.choices(string.ascii_uppercase + string.digits, k=rng.randint(1, 10)))
+        paths = [label_path(GTIN, serial=serial), label_path(GTIN, lot=lot), label_path(GTIN, lot, serial)]
+        base = ("http://127.0.0.1:8000", "https://trace.example")[i % 2]
+        uri = sign_label(base, paths[i % 3], [], "1", KEY) if i % 4 else base + paths[i % 3]
+        level: render.Level = "Q" if i % 5 else "M"
+        try:
+            render.qr_version(uri, level)
+        except InvalidInputError:  # longer than version 10 allows: issuing refuses it
+            continue
+        out.append((uri, level))
+    assert len(out) > 30
+    return out
+
+
+def test_chosen_mask_is_the_one_qrcode_would_choose() -> None:
+    for uri, level in _sample_uris():
+        ours = render._fitted(uri, level)
+        theirs = render._fitted(uri, level)
+        assert render.best_mask(ours) == theirs.best_mask_pattern(), uri
+
+
+def test_codewords_and_matrix_equal_qrcode_own() -> None:
+    from qrcode import util
+
+    for uri, level in _sample_uris()[:24]:
+        code = render._fitted(uri, level)
+        assert render.create_data(code.version, code.error_correction, code.data_list) == util.create_data(
+            code.version, code.error_correction, code.data_list
+        )
+        code.make(fit=False)  # qrcode's own mask choice and drawing
+        n, rows = render.matrix_rows(uri, level)
+        assert [[bool(row >> (n - 1 - c) & 1) for c in range(n)] for row in rows] == code.modules
+
+
+def test_sheet_codes_and_pngs_decode_to_exactly_their_uri() -> None:
+    for uri, level in _sample_uris()[::6]:
+        assert [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(render.png(uri, level))))] == [
+            uri
+        ]
+        pixels = render._matrix_image(uri, level)
+        side = int(len(pixels) ** 0.5)
+        sheet_image = Image.frombytes("L", (side, side), pixels).resize((side * 4, side * 4), Image.NEAREST)
+        assert [r.text for r in zxingcpp.read_barcodes(sheet_image)] == [uri]
+
+
+def test_a_sheet_holds_every_code_and_its_chinese_text() -> None:
+    uris = [uri for uri, level in _sample_uris() if level == "Q"]
+    labels = [render.SheetLabel(uri, ("夏枯草 饮片", f"label {i}")) for i, uri in enumerate(uris)]
+    pdf = render.sheet_pdf(labels, "Q", "测试 sheet")
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Subtype /Image") == len(labels)
+    assert pdf.count(b"STSong-Light") >= 1

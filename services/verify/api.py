@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
+from sqlmodel import Session
 
+from services.catalog.rules import gtin_problem
 from services.context import Context
 from services.deps import Ctx, ReadSessionDep
 from services.epcis import mapping
@@ -18,48 +24,67 @@ from services.registry.models import Principal
 from services.verify import page, service
 from services.verify.service import VerifyState
 
-router = APIRouter(tags=["verify"], responses=PROBLEM_RESPONSES)
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On shutdown: stop the scan writer and write every buffered scan."""
+    yield
+    state: VerifyState | None = getattr(app.state, "verify", None)
+    if state is not None:
+        await run_in_threadpool(service.stop_writer, state, app.state.ctx.engine)
+
+
+router = APIRouter(tags=["verify"], responses=PROBLEM_RESPONSES, lifespan=_lifespan)
 Gtin = Annotated[str, Path(pattern=r"^[0-9]{14}$", description="GTIN-14")]
 Code = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,20}$")]
 LINK_TYPES = ("gs1:epcis", "linkset", "gs1:pip", "all")
 PUBLIC = Principal(user_id=0, org_id=0, roles=frozenset({"regulator"}))
 
 
-def get_state(request: Request, ctx: Ctx) -> VerifyState:
-    """The verifier's per-app state, built on first use (nothing is built at import time)."""
+def verify_state(request: Request) -> VerifyState:
+    """The verifier's per-app state and its scan writer, built on first use (nothing is built at import
+    time; called on the event loop, which runs one request at a time up to its first await: built once)."""
     state: VerifyState | None = getattr(request.app.state, "verify", None)
     if state is None:
+        ctx: Context = request.app.state.ctx
         state = service.new_state(
             ctx.settings.key_dir, ctx.settings.database_url, ctx.keys.log_verifier, ctx.settings.witness_vkeys
         )
         service.flush_scans(state, ctx.engine)  # creates the scan table before any read session needs it
+        service.start_writer(state, ctx.engine)
         request.app.state.verify = state
     return state
 
 
+async def get_state(request: Request) -> VerifyState:
+    return verify_state(request)
+
+
 StateDep = Annotated[VerifyState, Depends(get_state)]
 
+# The resolver's query, declared on each route (no dependency to solve on the busiest public path).
+Harvest = Annotated[str | None, Query(alias="7007", pattern=r"^[0-9]{6}$", description="harvest date")]
+Country = Annotated[str | None, Query(alias="422", pattern=r"^[0-9]{3}$", description="country of origin")]
+KeyId = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9]{1,8}$", description="label key id")]
+Sig = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{86}$", description="label signature")]
+LinkType = Annotated[str | None, Query(alias="linkType", max_length=40)]
 
+
+@dataclass(frozen=True, slots=True)
 class LinkQuery:
-    """The query of a label link: GS1 attributes, `k`, `s` and `linkType`."""
+    """The query of a label link: is it signed (`k`, `s`), which `linkType`."""
 
-    def __init__(
-        self,
-        harvest: Annotated[str | None, Query(alias="7007", pattern=r"^[0-9]{6}$")] = None,
-        country: Annotated[str | None, Query(alias="422", pattern=r"^[0-9]{3}$")] = None,
-        k: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9]{1,8}$")] = None,
-        s: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{86}$")] = None,
-        link_type: Annotated[str | None, Query(alias="linkType", max_length=40)] = None,
-    ) -> None:
-        if link_type is not None and link_type not in LINK_TYPES:
-            raise InvalidInputError(f"linkType must be one of {', '.join(LINK_TYPES)}", field="linkType")
-        if (k is None) != (s is None):
-            raise InvalidInputError("a signed link carries both `k` and `s`", field="s" if s is None else "k")
-        self.signed = s is not None
-        self.link_type = link_type
+    signed: bool
+    link_type: str | None
 
 
-LinkDep = Annotated[LinkQuery, Depends()]
+def link_query(k: str | None, s: str | None, link_type: str | None) -> LinkQuery:
+    """Check `linkType` and that `k` and `s` come together."""
+    if link_type is not None and link_type not in LINK_TYPES:
+        raise InvalidInputError(f"linkType must be one of {', '.join(LINK_TYPES)}", field="linkType")
+    if (k is None) != (s is None):
+        raise InvalidInputError("a signed link carries both `k` and `s`", field="s" if s is None else "k")
+    return LinkQuery(s is not None, link_type)
 
 
 def _label_keys(ctx: Context) -> dict[str, bytes]:
@@ -71,9 +96,44 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept.split("application/json")[0]
 
 
-def _resolve(
+async def _resolve(
+    request: Request, link: LinkQuery, gtin: str, lot: str | None, serial: str | None
+) -> Response:
+    """A scan whose verdict is cached for the current ledger version is answered on the event loop (two
+    tiny reads of the ledger's head, no session); everything else runs in a worker thread."""
+    problem = gtin_problem(gtin)
+    if problem:
+        raise InvalidInputError(f"GTIN {gtin}: {problem}", field="gtin")
+    ctx: Context = request.app.state.ctx
+    state = verify_state(request)
+    if link.link_type in (None, "gs1:pip") and _wants_json(request):
+        body = service.cached_scan_json(
+            state,
+            ctx.engine,
+            ctx.log,
+            gtin,
+            lot,
+            serial,
+            uri=_signed_uri(ctx, request) if link.signed else None,
+            label_keys=lambda: _label_keys(ctx),
+            address=request.client.host if request.client else None,
+            region=request.headers.get("x-geo-region"),
+            user_agent=request.headers.get("user-agent"),
+            now=service.now_utc(),
+        )
+        if body is not None:
+            return Response(body, media_type="application/json")
+    return await run_in_threadpool(_resolve_in_session, request, ctx, state, link, gtin, lot, serial)
+
+
+def _signed_uri(ctx: Context, request: Request) -> str:
+    # `request.url.path` and `.query` without building a URL object (the route patterns admit no `?` or `#`)
+    scope = request.scope
+    return f"{ctx.settings.public_base_url.rstrip('/')}{scope['path']}?{scope['query_string'].decode()}"
+
+
+def _resolve_in_session(
     request: Request,
-    session: ReadSessionDep,
     ctx: Context,
     state: VerifyState,
     link: LinkQuery,
@@ -81,12 +141,22 @@ def _resolve(
     lot: str | None,
     serial: str | None,
 ) -> Response:
-    from services.catalog.rules import gtin_problem
+    version = service.ledger_version(ctx.log)  # before any domain read: cached values are never older
+    with Session(ctx.read_engine) as session:
+        return _resolve_sync(request, session, ctx, state, link, version, gtin, lot, serial)
 
-    problem = gtin_problem(gtin)
-    if problem:
-        raise InvalidInputError(f"GTIN {gtin}: {problem}", field="gtin")
-    version = service.ledger_version(ctx.log)
+
+def _resolve_sync(
+    request: Request,
+    session: Session,
+    ctx: Context,
+    state: VerifyState,
+    link: LinkQuery,
+    version: service.Version,
+    gtin: str,
+    lot: str | None,
+    serial: str | None,
+) -> Response:
     target = service.resolve_cached(state, session, version, gtin, lot, serial)
     base = ctx.settings.public_base_url.rstrip("/")
     here = f"{base}{request.url.path}"
@@ -110,7 +180,7 @@ def _resolve(
                 {"href": f"{base}/api/v1/verify/{target.lot.code}/bundle", "type": "application/json"}
             ]
         return JSONResponse({"linkset": [links]}, media_type="application/linkset+json")
-    uri = f"{base}{request.url.path}?{request.url.query}" if link.signed else None
+    uri = _signed_uri(ctx, request) if link.signed else None
     now = service.now_utc()
     service.record_scan(
         state,
@@ -145,48 +215,63 @@ RESOLVER: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/01/{gtin}", response_class=Response, responses=RESOLVER)
-def product(
-    request: Request, session: ReadSessionDep, ctx: Ctx, state: StateDep, link: LinkDep, gtin: Gtin
+async def product(
+    request: Request,
+    gtin: Gtin,
+    harvest: Harvest = None,
+    country: Country = None,
+    k: KeyId = None,
+    s: Sig = None,
+    link_type: LinkType = None,
 ) -> Response:
     """Resolve a product link (HTML page, JSON verdict, linkset)."""
-    return _resolve(request, session, ctx, state, link, gtin, None, None)
+    return await _resolve(request, link_query(k, s, link_type), gtin, None, None)
 
 
 @router.get("/01/{gtin}/10/{lot}", response_class=Response, responses=RESOLVER)
-def lot_link(
-    request: Request, session: ReadSessionDep, ctx: Ctx, state: StateDep, link: LinkDep, gtin: Gtin, lot: Code
+async def lot_link(
+    request: Request,
+    gtin: Gtin,
+    lot: Code,
+    harvest: Harvest = None,
+    country: Country = None,
+    k: KeyId = None,
+    s: Sig = None,
+    link_type: LinkType = None,
 ) -> Response:
     """Resolve a lot link."""
-    return _resolve(request, session, ctx, state, link, gtin, lot, None)
+    return await _resolve(request, link_query(k, s, link_type), gtin, lot, None)
 
 
 @router.get("/01/{gtin}/21/{serial}", response_class=Response, responses=RESOLVER)
-def unit_link(
+async def unit_link(
     request: Request,
-    session: ReadSessionDep,
-    ctx: Ctx,
-    state: StateDep,
-    link: LinkDep,
     gtin: Gtin,
     serial: Code,
+    harvest: Harvest = None,
+    country: Country = None,
+    k: KeyId = None,
+    s: Sig = None,
+    link_type: LinkType = None,
 ) -> Response:
     """Resolve a unit (pre-issued label) link; falls back to lot and product."""
-    return _resolve(request, session, ctx, state, link, gtin, None, serial)
+    return await _resolve(request, link_query(k, s, link_type), gtin, None, serial)
 
 
 @router.get("/01/{gtin}/10/{lot}/21/{serial}", response_class=Response, responses=RESOLVER)
-def lot_unit_link(
+async def lot_unit_link(
     request: Request,
-    session: ReadSessionDep,
-    ctx: Ctx,
-    state: StateDep,
-    link: LinkDep,
     gtin: Gtin,
     lot: Code,
     serial: Code,
+    harvest: Harvest = None,
+    country: Country = None,
+    k: KeyId = None,
+    s: Sig = None,
+    link_type: LinkType = None,
 ) -> Response:
     """Resolve a unit-in-lot link; falls back to lot and product."""
-    return _resolve(request, session, ctx, state, link, gtin, lot, serial)
+    return await _resolve(request, link_query(k, s, link_type), gtin, lot, serial)
 
 
 @router.get("/api/v1/verify/{lot}", response_model=dict[str, Any])

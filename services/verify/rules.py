@@ -159,6 +159,11 @@ class Thresholds:
 
 def network_of(address: str) -> str | None:
     """The /24 (IPv4) or /48 (IPv6) network of a client address; None when it is not an address."""
+    parts = address.split(".")
+    if len(parts) == 4 and all(
+        p.isascii() and p.isdigit() and (p == "0" or p[0] != "0") and int(p) < 256 for p in parts
+    ):  # a plain dotted quad (what `ipaddress` accepts), without its slower parser
+        return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

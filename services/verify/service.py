@@ -3,12 +3,15 @@ clone suspicions for the regulator."""
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
+import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +42,11 @@ from services.verify.rules import Check, Scan, Thresholds
 
 SEED_KINDS = ("seed", "seedling")
 CLIMATE_METRICS = ("air_temp", "soil_moisture")
+SCAN_QUEUE_MAX = 20_000  # buffered scans at most; past it a scan is written by its own request (backpressure)
+SCANS_REREAD_SECONDS = 30.0  # a label's scan aggregates are re-read this often (other processes' scans)
+LabelKey = tuple[str, str | None, str | None]  # (gtin, lot, serial) of a scanned label
+Version = tuple[int, int, bytes]  # (log size, latest checkpoint size, its note): see `ledger_version`
+log_ = logging.getLogger(__name__)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -46,9 +54,50 @@ def _aware(moment: datetime) -> datetime:
 
 
 @dataclass(slots=True)
+class _LabelScans:
+    """Running aggregates of one label's scans, stored and buffered: read from the database once (see
+    `_load_scans`), then advanced by every scan this process records. Callers hold `VerifyState.lock`."""
+
+    sold_at: datetime | None
+    loaded_at: float  # time.monotonic() of the database read
+    total: int = 0
+    networks: dict[str, datetime] = field(default_factory=dict)  # network hash -> latest scan
+    regions: dict[str, datetime] = field(default_factory=dict)
+    after_sale: int = 0
+    recent: list[Scan] = field(default_factory=list)  # the latest few, oldest first
+
+    def add(self, scan: Scan, shown: int) -> None:
+        self.total += 1
+        for seen, value in ((self.networks, scan.network), (self.regions, scan.region)):
+            if value and seen.get(value, scan.at) <= scan.at:
+                seen[value] = scan.at
+        if self.sold_at is not None and scan.at > self.sold_at:
+            self.after_sale += 1
+        bisect.insort(self.recent, scan, key=_scan_time)
+        del self.recent[:-shown]
+
+    def stats(self, since: datetime) -> rules.ScanStats:
+        for seen in (self.networks, self.regions):
+            if len(seen) > 64:  # forget what left the window (a copied label's scans keep coming)
+                for old in [k for k, at in seen.items() if at < since]:
+                    del seen[old]
+        return rules.ScanStats(
+            total=self.total,
+            networks_in_window=sum(1 for at in self.networks.values() if at >= since),
+            regions_in_window=sum(1 for at in self.regions.values() if at >= since),
+            after_sale=self.after_sale,
+        )
+
+
+def _scan_time(scan: Scan) -> datetime:
+    return scan.at
+
+
+@dataclass(slots=True)
 class VerifyState:
-    """Per-process state of the public verifier: thresholds, the scan salt, buffered scans and caches of
-    what is immutable for a given log size and checkpoint (verdicts, verified inclusion proofs)."""
+    """Per-process state of the public verifier: thresholds, the scan salt, buffered scans and their
+    writer, per-label scan aggregates, and caches of what is immutable for a given ledger version (see
+    `ledger_version`): path resolutions, verdicts, verified inclusion proofs and checkpoints."""
 
     thresholds: Thresholds
     salt: bytes
@@ -56,17 +105,20 @@ class VerifyState:
     witness_verifiers: list[NoteVerifier]
     scan_engine: Engine
     lock: threading.Lock = field(default_factory=threading.Lock)
+    flush_lock: threading.Lock = field(default_factory=threading.Lock)
     pending: list[dict[str, Any]] = field(default_factory=list)
-    pending_by_key: dict[tuple[str, str | None, str | None], list[Scan]] = field(default_factory=dict)
+    labels: OrderedDict[tuple[Any, ...], _LabelScans] = field(default_factory=OrderedDict)
     resolved: OrderedDict[tuple[Any, ...], Target] = field(default_factory=OrderedDict)
     last_flush: float = field(default_factory=time.monotonic)
-    generation: int = 0
     verdicts: OrderedDict[tuple[Any, ...], _Static] = field(default_factory=OrderedDict)
-    scans: OrderedDict[tuple[Any, ...], _StoredScans] = field(default_factory=OrderedDict)
     proofs: dict[tuple[int, int], tuple[bytes, ...]] = field(default_factory=dict)
     signatures: OrderedDict[tuple[Any, ...], Check] = field(default_factory=OrderedDict)
     checkpoints: dict[bytes, int] = field(default_factory=dict)
     tables_ready: bool = False
+    writer: threading.Thread | None = None
+    wake: threading.Event = field(default_factory=threading.Event)
+    stopping: bool = False
+    write_errors: int = 0
 
     def remember(self, cache: OrderedDict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any) -> None:
         cache[key] = value
@@ -129,16 +181,20 @@ class Target:
         return self.label.status if self.label is not None else None
 
 
-def ledger_version(log: Log) -> tuple[int, int]:
-    """(log size, latest checkpoint size): every domain write appends, so this keys what is immutable."""
+def ledger_version(log: Log) -> Version:
+    """(log size, latest checkpoint size, its note). Every domain write that a verdict shows (an event, a
+    hold or recall, an activated or voided label) appends to the log in its own transaction, and a new or
+    newly cosigned checkpoint changes the note: so this keys everything a verdict caches. Read it before
+    the domain rows, so that a cached value is never older than its key."""
     stored = log.store.latest_checkpoint()
-    return log.size(), stored[0] if stored else -1
+    size = log.size()
+    return (size, stored[0], stored[1]) if stored else (size, -1, b"")
 
 
 def resolve_cached(
     state: VerifyState,
     session: Session,
-    version: tuple[int, int],
+    version: Version,
     gtin: str,
     lot: str | None,
     serial: str | None,
@@ -569,18 +625,60 @@ def _ready(state: VerifyState, engine: Engine) -> None:
 
 
 def flush_scans(state: VerifyState, engine: Engine) -> int:
-    """Write buffered scans in one transaction; returns how many."""
+    """Write the buffered scans in one transaction; returns how many. The per-label aggregates already
+    count them (see `_LabelScans`); a failed write keeps them buffered for the next round."""
+    _ready(state, engine)
+    with state.flush_lock:  # one writer at a time, so rows land in the order they were buffered
+        with state.lock:
+            batch, state.pending = state.pending, []
+            state.last_flush = time.monotonic()
+        if batch:
+            try:
+                with engine.begin() as connection:  # one executemany, no ORM objects
+                    connection.execute(insert(ScanRecord.__table__), batch)  # type: ignore[attr-defined]
+            except Exception:
+                with state.lock:  # keep them for the next flush, within the bound
+                    state.pending[:0] = batch[: max(0, SCAN_QUEUE_MAX - len(state.pending))]
+                    state.write_errors += 1
+                raise
+    return len(batch)
+
+
+def _write_loop(state: VerifyState, engine: Engine) -> None:
+    while True:
+        state.wake.wait(max(0.01, state.thresholds.flush_seconds))
+        state.wake.clear()
+        stopping = state.stopping
+        try:
+            flush_scans(state, engine)
+        except Exception:  # a failed write is retried on the next round; the writer never dies
+            log_.exception("writing %d buffered scans failed", len(state.pending))
+        if stopping:
+            return
+
+
+def start_writer(state: VerifyState, engine: Engine) -> None:
+    """Start the background scan writer (a daemon thread; `stop_writer` flushes what is left)."""
     _ready(state, engine)
     with state.lock:
-        batch, state.pending = state.pending, []
-        state.pending_by_key = {}
-        state.last_flush = time.monotonic()
-    if batch:
-        with engine.begin() as connection:  # one executemany, no ORM objects
-            connection.execute(insert(ScanRecord.__table__), batch)  # type: ignore[attr-defined]
-    with state.lock:
-        state.generation += 1  # only now: stored-scan caches re-read after the rows are visible
-    return len(batch)
+        if state.writer is not None:
+            return
+        state.stopping = False
+        state.writer = threading.Thread(
+            target=_write_loop, args=(state, engine), name="verify-scan-writer", daemon=True
+        )
+    state.writer.start()
+
+
+def stop_writer(state: VerifyState, engine: Engine) -> None:
+    """Stop the writer and write every buffered scan (on shutdown)."""
+    writer = state.writer
+    if writer is not None:
+        state.stopping = True
+        state.wake.set()
+        writer.join(30)
+        state.writer = None
+    flush_scans(state, engine)
 
 
 def record_scan(
@@ -593,7 +691,8 @@ def record_scan(
     user_agent: str | None,
     now: datetime,
 ) -> Scan:
-    """Buffer one scan (no address kept); flushed in batches so a scan costs no write transaction."""
+    """Buffer one scan (no address kept). The background writer stores the buffer in batches; without a
+    writer, or when the buffer is full, the caller writes it."""
     lot = target.lot.code if target.lot else None
     network = rules.network_hash(address, state.salt) if address else None
     coarse = region[:40] if region else None
@@ -611,13 +710,18 @@ def record_scan(
     key = (target.gtin, lot, target.serial)
     with state.lock:
         state.pending.append(row)
-        state.pending_by_key.setdefault(key, []).append(scan)
-        due = (
-            len(state.pending) >= state.thresholds.flush_batch
-            or time.monotonic() - state.last_flush >= state.thresholds.flush_seconds
+        counted = state.labels.get(key)
+        if counted is not None:
+            counted.add(scan, state.thresholds.history_shown)
+        size = len(state.pending)
+        writer = state.writer is not None and not state.stopping
+        due = size >= state.thresholds.flush_batch or (
+            time.monotonic() - state.last_flush >= state.thresholds.flush_seconds
         )
-    if due:
+    if size >= SCAN_QUEUE_MAX or (due and not writer):
         flush_scans(state, engine)
+    elif due:
+        state.wake.set()
     return scan
 
 
@@ -640,90 +744,119 @@ def _sold_at(session: Session, lot: LotRow | None) -> datetime | None:
     return _aware(received) if received else None
 
 
-@dataclass(frozen=True, slots=True)
-class _StoredScans:
-    """Aggregates of the flushed scans of one label, as of one flush generation."""
-
-    generation: int
-    total: int
-    networks: frozenset[str]
-    regions: frozenset[str]
-    after_sale: int
-    recent: tuple[Scan, ...]
-
-
-def _stored_scans(
-    session: Session,
-    key: tuple[str, str | None, str | None],
-    *,
-    since: datetime,
-    sold_at: datetime | None,
-    shown: int,
-    generation: int,
-) -> _StoredScans:
+def _load_scans(
+    state: VerifyState, session: Session, key: LabelKey, *, since: datetime, sold_at: datetime | None
+) -> _LabelScans:
+    """A label's aggregates from its stored rows plus its buffered scans. Requires `state.flush_lock`
+    held (no write runs meanwhile, so every scan is counted exactly once)."""
     gtin, lot, serial = key
+    shown = state.thresholds.history_shown
     label = col(ScanRecord.serial) == serial if serial else col(ScanRecord.lot_code) == lot
     where = [col(ScanRecord.gtin) == gtin, label]
-    total = session.execute(select(func.count()).select_from(ScanRecord).where(*where)).scalar_one()
+    counted = _LabelScans(sold_at, time.monotonic())
+    counted.total = int(
+        session.execute(select(func.count()).select_from(ScanRecord).where(*where)).scalar_one()
+    )
     recent_where = [*where, col(ScanRecord.scanned_at) >= since]
-    networks = session.execute(select(col(ScanRecord.network)).where(*recent_where).distinct()).scalars()
-    regions = session.execute(select(col(ScanRecord.region)).where(*recent_where).distinct()).scalars()
-    after = 0
+    for column, seen in ((ScanRecord.network, counted.networks), (ScanRecord.region, counted.regions)):
+        latest = func.max(col(ScanRecord.scanned_at))
+        rows = session.execute(select(col(column), latest).where(*recent_where).group_by(col(column)))
+        seen.update((value, _aware(at)) for value, at in rows if value)
     if sold_at is not None:
-        after = session.execute(
-            select(func.count()).select_from(ScanRecord).where(*where, col(ScanRecord.scanned_at) > sold_at)
-        ).scalar_one()
-    latest = session.execute(
+        counted.after_sale = int(
+            session.execute(
+                select(func.count())
+                .select_from(ScanRecord)
+                .where(*where, col(ScanRecord.scanned_at) > sold_at)
+            ).scalar_one()
+        )
+    latest_rows = session.execute(
         select(ScanRecord).where(*where).order_by(col(ScanRecord.scanned_at).desc()).limit(shown)
     ).scalars()
-    return _StoredScans(
-        generation,
-        int(total),
-        frozenset(n for n in networks if n),
-        frozenset(r for r in regions if r),
-        int(after),
-        tuple(_as_scan(r) for r in latest),
-    )
+    counted.recent = sorted((_as_scan(r) for r in latest_rows), key=_scan_time)
+    with state.lock:
+        for row in state.pending:
+            if (row["gtin"], row["lot_code"], row["serial"]) == key:
+                counted.add(
+                    Scan(row["scanned_at"], row["network"], row["region"], row["agent"], row["serial"]), shown
+                )
+        state.remember(state.labels, key, counted)
+    return counted
+
+
+def _fresh_scans(state: VerifyState, key: LabelKey, sold_at: datetime | None) -> _LabelScans | None:
+    counted = state.labels.get(key)
+    if (
+        counted is None
+        or counted.sold_at != sold_at
+        or time.monotonic() - counted.loaded_at > SCANS_REREAD_SECONDS
+    ):
+        return None
+    return counted
+
+
+@dataclass(frozen=True, slots=True)
+class _History:
+    """What a verdict shows of a label's scans."""
+
+    count: int
+    recent: list[Scan]  # newest first
+    suspicions: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "recent": [_scan_dict(s) for s in self.recent],
+            "suspicions": self.suspicions,
+        }
+
+
+def _scan_dict(scan: Scan) -> dict[str, Any]:
+    return {"at": scan.at.isoformat(), "region": scan.region, "agent": scan.agent}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scan_json(scan: Scan) -> str:
+    return _json(_scan_dict(scan))
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_json(check: Check) -> str:
+    return _json(check.as_dict())
 
 
 def scan_history(
     state: VerifyState, target: Target, *, sold_at: datetime | None, now: datetime
 ) -> dict[str, Any]:
-    """Scan count, the latest scans and clone-suspicion findings over the current window (aggregates of the
-    stored scans are cached per flush; buffered scans are added from memory)."""
-    lot = target.lot.code if target.lot else None
-    key = (target.gtin, lot, target.serial)
-    shown = state.thresholds.history_shown
+    """Scan count, the latest scans and clone-suspicion findings over the current window, from the label's
+    running aggregates (read from the database when missing or old)."""
+    return _scan_history(state, target, sold_at=sold_at, now=now).as_dict()
+
+
+def _scan_history(state: VerifyState, target: Target, *, sold_at: datetime | None, now: datetime) -> _History:
+    key = (target.gtin, target.lot.code if target.lot else None, target.serial)
     since = now - timedelta(minutes=state.thresholds.window_minutes)
-    cached = state.scans.get(key)
-    if (
-        cached is None
-        or cached.generation != state.generation
-        or (cached.recent and cached.recent[-1].at < since)
-    ):
-        generation = state.generation
-        # A session of its own (own pool): the request's read transaction may predate the latest flush.
-        with Session(state.scan_engine) as fresh:
-            cached = _stored_scans(
-                fresh, key, since=since, sold_at=sold_at, shown=shown, generation=generation
-            )
-        state.remember(state.scans, key, cached)
+    counted = _fresh_scans(state, key, sold_at)
+    if counted is None:
+        with state.flush_lock:
+            counted = _fresh_scans(state, key, sold_at)  # read meanwhile by another request
+            if counted is None:
+                # A session of its own (own pool): the request's read transaction may predate a flush.
+                with Session(state.scan_engine) as fresh:
+                    counted = _load_scans(state, fresh, key, since=since, sold_at=sold_at)
+    return _history(state, target, counted, since=since)
+
+
+def _history(state: VerifyState, target: Target, counted: _LabelScans, *, since: datetime) -> _History:
     with state.lock:
-        extra = list(state.pending_by_key.get(key, ()))
-    window = [s for s in extra if s.at >= since]
-    stats = rules.ScanStats(
-        total=cached.total + len(extra),
-        networks_in_window=len(cached.networks | {s.network for s in window if s.network}),
-        regions_in_window=len(cached.regions | {s.region for s in window if s.region}),
-        after_sale=cached.after_sale + sum(1 for s in extra if sold_at is not None and s.at > sold_at),
-    )
+        stats = counted.stats(since)
+        recent = counted.recent[::-1]
     findings = rules.clone_findings(stats, unit=target.serial is not None, thresholds=state.thresholds)
-    recent = sorted([*cached.recent, *extra], key=lambda s: s.at, reverse=True)[:shown]
-    return {
-        "count": stats.total,
-        "recent": [{"at": s.at.isoformat(), "region": s.region, "agent": s.agent} for s in recent],
-        "suspicions": [f.as_dict() for f in findings],
-    }
+    return _History(stats.total, recent, [f.as_dict() for f in findings])
 
 
 @dataclass(frozen=True, slots=True)
@@ -733,7 +866,60 @@ class _Static:
     body: dict[str, Any]
     checks: tuple[Check, ...]
     encoded: str
+    checks_encoded: str
     sold_at: datetime | None
+
+
+def _verdict_key(target: Target, version: Version) -> tuple[Any, ...]:
+    return (
+        target.gtin,
+        target.lot.code if target.lot else None,
+        target.serial,
+        target.label_status,
+        *version,
+    )
+
+
+def _static(state: VerifyState, session: Session, log: Log, target: Target, version: Version) -> _Static:
+    key = _verdict_key(target, version)
+    static = state.verdicts.get(key)
+    if static is None:
+        full = _static_verdict(state, session, log, target)
+        body = {k: v for k, v in full.items() if k != "checks"}
+        checks = tuple(full["checks"])
+        static = _Static(
+            body,
+            checks,
+            _json(body)[1:-1],
+            ",".join(_json(c.as_dict()) for c in checks),
+            _sold_at(session, target.lot),
+        )
+        state.remember(state.verdicts, key, static)
+    return static
+
+
+def _signature(
+    state: VerifyState, uri: str | None, label_keys: dict[str, bytes] | Callable[[], dict[str, bytes]]
+) -> Check:
+    signature = state.signatures.get((uri,)) if uri is not None else None
+    if signature is None:
+        signature = _signature_check(uri, label_keys() if callable(label_keys) else label_keys)
+        if uri is not None:  # a URI's verdict under the published keys never changes
+            state.remember(state.signatures, (uri,), signature)
+    return signature
+
+
+def _scans_check(history: _History) -> list[Check]:
+    if not history.suspicions:
+        return []
+    return [
+        Check(
+            "scans",
+            "warn",
+            "This label may have been copied: " + "; ".join(s["message_en"] for s in history.suspicions),
+            "此标签可能被复制：" + "；".join(s["message_zh"] for s in history.suspicions),
+        )
+    ]
 
 
 def _verdict_parts(
@@ -742,41 +928,13 @@ def _verdict_parts(
     log: Log,
     target: Target,
     uri: str | None,
-    label_keys: dict[str, bytes],
+    label_keys: dict[str, bytes] | Callable[[], dict[str, bytes]],
     now: datetime,
-    version: tuple[int, int] | None,
-) -> tuple[_Static, list[Check], dict[str, Any]]:
-    key = (
-        target.gtin,
-        target.lot.code if target.lot else None,
-        target.serial,
-        target.label_status,
-        *(version or ledger_version(log)),
-    )
-    static = state.verdicts.get(key)
-    if static is None:
-        full = _static_verdict(state, session, log, target)
-        body = {k: v for k, v in full.items() if k != "checks"}
-        encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"))[1:-1]
-        static = _Static(body, tuple(full["checks"]), encoded, _sold_at(session, target.lot))
-        state.remember(state.verdicts, key, static)
-    signature = state.signatures.get((uri,)) if uri is not None else None
-    if signature is None:
-        signature = _signature_check(uri, label_keys)
-        if uri is not None:  # a URI's verdict under the published keys never changes
-            state.remember(state.signatures, (uri,), signature)
-    checks: list[Check] = [signature, *static.checks]
-    scans = scan_history(state, target, sold_at=static.sold_at, now=now)
-    if scans["suspicions"]:
-        checks.append(
-            Check(
-                "scans",
-                "warn",
-                "This label may have been copied: " + "; ".join(s["message_en"] for s in scans["suspicions"]),
-                "此标签可能被复制：" + "；".join(s["message_zh"] for s in scans["suspicions"]),
-            )
-        )
-    return static, checks, scans
+    version: Version | None,
+) -> tuple[_Static, Check, _History]:
+    static = _static(state, session, log, target, version or ledger_version(log))
+    signature = _signature(state, uri, label_keys)
+    return static, signature, _scan_history(state, target, sold_at=static.sold_at, now=now)
 
 
 def verdict(
@@ -786,18 +944,31 @@ def verdict(
     target: Target,
     *,
     uri: str | None,
-    label_keys: dict[str, bytes],
+    label_keys: dict[str, bytes] | Callable[[], dict[str, bytes]],
     now: datetime,
-    version: tuple[int, int] | None = None,
+    version: Version | None = None,
 ) -> dict[str, Any]:
     """The full public verdict (JSON-able): signature, static checks (cached), scans."""
-    static, checks, scans = _verdict_parts(state, session, log, target, uri, label_keys, now, version)
+    static, signature, history = _verdict_parts(state, session, log, target, uri, label_keys, now, version)
+    checks = [signature, *static.checks, *_scans_check(history)]
     return {
         **static.body,
         "checks": [c.as_dict() for c in checks],
         "status": rules.overall(checks),
-        "scans": scans,
+        "scans": history.as_dict(),
     }
+
+
+def _encode(static: _Static, signature: Check, history: _History) -> bytes:
+    """`verdict`'s document as compact JSON, from pre-encoded parts."""
+    extra = _scans_check(history)
+    checks = [_check_json(signature), static.checks_encoded, *(_check_json(c) for c in extra)]
+    status = rules.overall([signature, *static.checks, *extra])
+    recent = ",".join(_scan_json(s) for s in history.recent)
+    return (
+        f'{{{static.encoded},"checks":[{",".join(c for c in checks if c)}],"status":"{status}",'
+        f'"scans":{{"count":{history.count},"recent":[{recent}],"suspicions":{_json(history.suspicions)}}}}}'
+    ).encode()
 
 
 def verdict_json(
@@ -807,18 +978,47 @@ def verdict_json(
     target: Target,
     *,
     uri: str | None,
-    label_keys: dict[str, bytes],
+    label_keys: dict[str, bytes] | Callable[[], dict[str, bytes]],
     now: datetime,
-    version: tuple[int, int] | None = None,
+    version: Version | None = None,
 ) -> bytes:
     """`verdict` encoded as JSON, reusing the pre-encoded static members (same document)."""
-    static, checks, scans = _verdict_parts(state, session, log, target, uri, label_keys, now, version)
-    tail = json.dumps(
-        {"checks": [c.as_dict() for c in checks], "status": rules.overall(checks), "scans": scans},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return ("{" + static.encoded + "," + tail[1:]).encode()
+    return _encode(*_verdict_parts(state, session, log, target, uri, label_keys, now, version))
+
+
+def cached_scan_json(
+    state: VerifyState,
+    engine: Engine,
+    log: Log,
+    gtin: str,
+    lot: str | None,
+    serial: str | None,
+    *,
+    uri: str | None,
+    label_keys: Callable[[], dict[str, bytes]],
+    address: str | None,
+    region: str | None,
+    user_agent: str | None,
+    now: datetime,
+) -> bytes | None:
+    """A scan's JSON verdict without a database session, when the path resolution, the verdict and the
+    label's scan aggregates are all cached for the current ledger version; else None (nothing is recorded
+    then: the caller takes the full path). Costs two indexed reads of the ledger's head."""
+    version = ledger_version(log)
+    target = state.resolved.get((gtin, lot, serial, *version))
+    if target is None:
+        return None
+    static = state.verdicts.get(_verdict_key(target, version))
+    if static is None:
+        return None
+    key = (target.gtin, target.lot.code if target.lot else None, target.serial)
+    counted = _fresh_scans(state, key, static.sold_at)
+    if counted is None:
+        return None
+    signature = _signature(state, uri, label_keys)
+    record_scan(state, engine, target, address=address, region=region, user_agent=user_agent, now=now)
+    since = now - timedelta(minutes=state.thresholds.window_minutes)
+    return _encode(static, signature, _history(state, target, counted, since=since))
 
 
 def _signature_check(uri: str | None, keys: dict[str, bytes]) -> Check:
