@@ -21,6 +21,55 @@ ROOT = Path(__file__).resolve().parents[1]
 STANDARDS = ROOT.parent / "shared" / "standards"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2 with its smallest costs for the suite: the production parameters (64 MiB, 3 passes) cost about
+    0.2 s per hash here, and the sign-in tests hash hundreds of times. What is tested (which passwords verify,
+    how often a sign-in checks one) does not depend on the cost."""
+    from argon2 import PasswordHasher
+
+    from services.accounts import service as accounts
+
+    production = accounts._hasher, accounts._DUMMY_HASH
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    accounts._DUMMY_HASH = accounts._hasher.hash("not a password of anyone")
+    yield
+    accounts._hasher, accounts._DUMMY_HASH = production
+
+
+@pytest.fixture(autouse=True, scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Give each fresh SQLite database a copy of one migrated to head (reference data loaded) instead of
+    running every migration again: the same file `upgrade` would leave, made once per session. Existing
+    files, PostgreSQL, other revisions and injected clocks go through the real `upgrade`."""
+    import shutil
+    import sys
+
+    from services import migrate
+
+    real = migrate.upgrade
+    template = tmp_path_factory.mktemp("template") / "daodi.db"
+
+    def upgrade(settings: Settings, revision: str = "head", *, now: object = None) -> None:
+        url = settings.database_url
+        path = Path(url.removeprefix("sqlite:///"))
+        if revision != "head" or now is not None or not url.startswith("sqlite:///") or path.exists():
+            real(settings, revision, now=now)  # type: ignore[arg-type]
+            return
+        if not template.exists():
+            real(settings.model_copy(update={"database_url": f"sqlite:///{template}"}))
+        shutil.copyfile(template, path)
+
+    migrate.upgrade = upgrade  # type: ignore[assignment]
+    worlds = [m for m in (sys.modules.get("lots_world"),) if m is not None and m.upgrade is real]
+    for module in worlds:
+        module.upgrade = upgrade
+    yield
+    migrate.upgrade = real  # type: ignore[assignment]
+    for module in worlds:
+        module.upgrade = real
+
+
 @pytest.fixture
 def standards() -> Path:
     """The shared public standards folder (schemas, vectors, example log)."""

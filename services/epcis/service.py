@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_
+from sqlalchemy import bindparam, false, func, insert, or_
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -380,7 +380,7 @@ def query_events(
         statement = statement.where(
             col(EpcisEvent.id).in_(
                 select(EpcisEpc.event_row_id).where(
-                    col(EpcisEpc.role).in_(EPC_PARAMETERS[name]), or_(*matches)
+                    col(EpcisEpc.role).in_(EPC_PARAMETERS[name]), or_(false(), *matches)
                 )
             )
         )
