@@ -45,7 +45,7 @@ from services.settings import Settings
 
 PROBLEM = "application/problem+json"
 SEED = 20261123
-MAX_EXAMPLES = int(os.environ.get("DAODI_SCHEMATHESIS_EXAMPLES", "5"))
+MAX_EXAMPLES = int(os.environ.get("DAODI_SCHEMATHESIS_EXAMPLES", "3"))
 
 
 def _uscc(serial: str) -> str:
