@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlmodel import create_engine
+from sqlmodel import Session, create_engine
 
 from ledger.sqlstore import SQLiteDialect, SQLStore, connect_sqlite
 from services.ledger.pgstore import PostgresDialect
@@ -66,3 +66,24 @@ def ledger_store(url: str) -> SQLStore:
     """The ledger store living in the application database."""
     connect, dialect = ledger_connector(url)
     return SQLStore(connect, dialect)
+
+
+def insert_returning_ids(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert rows into a table with an integer `id` and return the new ids in row order, in few statements
+    (on SQLite the rows get their `id` key set).
+
+    PostgreSQL: multi-row INSERT ... RETURNING, ordered by insertmanyvalues' sentinel. SQLite has no such
+    sentinel (SQLAlchemy would send one statement per row), so the ids are allocated after max(id) and sent
+    explicitly: the write transaction (BEGIN IMMEDIATE) holds the database's write lock, so no other writer
+    takes them meanwhile (were one to, the INSERT fails on the primary key; nothing is overwritten)."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        start = int(session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()) + 1
+        ids = list(range(start, start + len(rows)))
+        for row, i in zip(rows, ids, strict=True):
+            row["id"] = i  # the caller's fresh row dicts: no copies of large documents
+        session.execute(insert(table), list(rows))
+        return ids
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in session.execute(statement, list(rows)).scalars()]

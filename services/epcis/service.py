@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, false, func, insert, or_
+from sqlalchemy import bindparam, false, insert, or_
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -27,6 +27,7 @@ from ledger.log import Log
 from services.access import require_role, visible_org
 from services.catalog.models import Form
 from services.catalog.rules import gtin_check_digit
+from services.db import insert_returning_ids
 from services.epcis import mapping
 from services.epcis.models import CaptureResult, EpcisCapture, EpcisEpc, EpcisEvent
 from services.epcis.rules import EPC_PARAMETERS, EventQuery, document_problems, parse_time
@@ -109,27 +110,6 @@ def store_epcis(
     for values in _epc_values(doc, row.id):
         session.add(EpcisEpc(**values))
     return row
-
-
-def insert_returning_ids(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert rows into a table with an integer `id` and return the new ids in row order, in few statements
-    (on SQLite the rows get their `id` key set).
-
-    PostgreSQL: multi-row INSERT ... RETURNING, ordered by insertmanyvalues' sentinel. SQLite has no such
-    sentinel (SQLAlchemy would send one statement per row), so the ids are allocated after max(id) and sent
-    explicitly: the write transaction (BEGIN IMMEDIATE) holds the database's write lock, so no other writer
-    takes them meanwhile (were one to, the INSERT fails on the primary key; nothing is overwritten)."""
-    if not rows:
-        return []
-    if session.get_bind().dialect.name == "sqlite":
-        start = int(session.execute(core_select(func.coalesce(func.max(table.c.id), 0))).scalar_one()) + 1
-        ids = list(range(start, start + len(rows)))
-        for row, i in zip(rows, ids, strict=True):
-            row["id"] = i  # the caller's fresh row dicts: no copies of large documents
-        session.execute(insert(table), list(rows))
-        return ids
-    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return [int(i) for i in session.execute(statement, list(rows)).scalars()]
 
 
 def store_many(

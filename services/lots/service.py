@@ -38,10 +38,11 @@ from services.catalog.service import (
     seasons_of,
     yield_range,
 )
+from services.db import insert_returning_ids
 from services.epcis import mapping
 from services.epcis.mapping import PlatformEvent, Quantity
 from services.epcis.models import EpcisEvent
-from services.epcis.service import insert_returning_ids, store_many
+from services.epcis.service import store_many
 from services.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
 from services.findings import Finding, reject_hard
 from services.geometry import Area, Polygon, parse_geometry, point_in_polygon
