@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError as BadSignature
 
 from ledger.errors import BadSignatureError, MalformedError
 
@@ -43,6 +45,10 @@ MAX_SIGNATURES = 100
 KEY_ID_SIZE = 4
 _ED25519_SIG_SIZE = 64
 _TIMESTAMP_SIZE = 8
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+"""Control characters a note may not contain (newline is the only one allowed)."""
+_BAD_NAME = re.compile(r"[\s+]")
+"""What a key name may not contain: "+" and whitespace (`\\s` is exactly `str.isspace`)."""
 _SIG_PREFIX = "\u2014 "  # EM DASH, space
 _COSIGNATURE_HEADER = "cosignature/v1\n"
 _MAX_UINT64 = (1 << 64) - 1
@@ -69,7 +75,7 @@ def _b64decode(text: str, what: str) -> bytes:
 
 def _check_name(name: str) -> None:
     """Requires a non-empty key name without whitespace or '+'."""
-    if not name or "+" in name or any(c.isspace() for c in name):
+    if not name or _BAD_NAME.search(name) is not None:
         raise MalformedError(f"invalid key name {name!r}")
 
 
@@ -77,9 +83,9 @@ def _check_text(text: str) -> None:
     """Requires note text that ends in a newline and has no control characters besides newline."""
     if not text.endswith("\n"):
         raise MalformedError("note text must end with a newline")
-    for c in text:
-        if c < " " and c != "\n":
-            raise MalformedError(f"note contains control character {ord(c):#04x}")
+    control = _CONTROL.search(text)
+    if control is not None:
+        raise MalformedError(f"note contains control character {ord(control.group()):#04x}")
 
 
 def key_id(name: str, sig_type: int, public_key: bytes) -> bytes:
@@ -133,6 +139,10 @@ class NoteVerifier:
     key_id: bytes
     sig_type: int
     public_key: Ed25519PublicKey
+    _raw: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_raw", _raw_public(self.public_key))
 
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
@@ -173,9 +183,11 @@ class NoteVerifier:
             msg, sig = cosignature_message(text, timestamp), sig[_TIMESTAMP_SIZE:]
         elif len(sig) != _ED25519_SIG_SIZE:
             return False
+        # libsodium (strict RFC 8032: canonical S, no small-order keys or R) verifies in about two thirds
+        # of OpenSSL's time; like OpenSSL's, the check releases the GIL.
         try:
-            self.public_key.verify(sig, msg)
-        except InvalidSignature:
+            crypto_sign_open(sig + msg, self._raw)
+        except BadSignature:
             return False
         return True
 

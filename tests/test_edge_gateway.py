@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -271,20 +272,23 @@ def test_sigkill_of_the_gateway_midstream_loses_nothing_and_duplicates_nothing(
         wait_for(lambda: _subscribed(tmp_path), 30, "gateway subscription")
         # Small enough for a shared broker with default limits (1000 queued messages per session).
         per_device = 120
-        half = per_device // 2
-        for seq in range(1, half + 1):
-            for device in fleet.devices:
-                pub.publish(*fleet.payload(device, seq))
+        total = per_device * len(fleet.devices)
+
+        def publish_all() -> None:
+            for seq in range(1, per_device + 1):
+                for device in fleet.devices:
+                    pub.publish(*fleet.payload(device, seq))
+                    time.sleep(0.002)  # paces the load generator: the kill must land mid-stream
+
+        publisher = threading.Thread(target=publish_all)
+        publisher.start()
         wait_for(lambda: readings(db, f"t{mqtt_ids}") >= 50, 30, "first readings")
         edge.send_signal(signal.SIGKILL)
         edge.wait()
         at_kill = readings(db, f"t{mqtt_ids}")
-        assert at_kill < half * len(fleet.devices), "the kill should land mid-stream"
         edge = _edge_process(tmp_path, url, client_id, group, roster)
-        for seq in range(half + 1, per_device + 1):
-            for device in fleet.devices:
-                pub.publish(*fleet.payload(device, seq))
-        total = per_device * len(fleet.devices)
+        publisher.join()
+        assert at_kill < total, "the kill should land mid-stream"
         wait_for(lambda: pub.acked == total, 30, "the broker to take every message")
         wait_for(lambda: readings(db, f"t{mqtt_ids}") == total, 60, "every reading after the restart")
         pub.close()

@@ -291,11 +291,15 @@ def check_message(
     received: datetime,
     limits: Limits,
     sign: Sign | None = None,
+    *,
+    parsed: Topic | None = None,
 ) -> Accepted | Rejected:
-    """Decide what to do with one data message. Requires an aware `received`; `sign` for gateway devices."""
+    """Decide what to do with one data message. Requires an aware `received`; `sign` for gateway devices;
+    `parsed`, when given, is `parse_topic(topic)`, already done by the caller."""
     if len(payload) > limits.max_payload_bytes:
         return Rejected("oversized", f"{len(payload)} bytes > {limits.max_payload_bytes}")
-    parsed = parse_topic(topic)
+    if parsed is None:
+        parsed = parse_topic(topic)
     if parsed is None or parsed.kind != "data":
         return Rejected("malformed", f"not a data topic: {topic[:200]!r}")
     if info is None:
@@ -412,8 +416,10 @@ class Aggregate:
 
     def add(self, value: float) -> None:
         self.count += 1
-        self.low = min(self.low, value)
-        self.high = max(self.high, value)
+        if value < self.low:
+            self.low = value
+        if value > self.high:
+            self.high = value
         self.total += value
 
     def merge(self, other: Aggregate) -> None:

@@ -154,22 +154,29 @@ class RosterDirectory:
         self._checked = -math.inf
         self._mtime: float | None = None
         self._inner = MemoryDirectory()
+        self._lock = threading.Lock()
 
     def lookup(self, device: str) -> DeviceInfo | None:
         now = time.monotonic()
         if now - self._checked >= self._every:
-            self._checked = now
-            try:
-                mtime = self._path.stat().st_mtime
-            except OSError:
-                mtime = None
-            if mtime is not None and mtime != self._mtime:
-                try:
-                    self._inner = MemoryDirectory.from_roster(self._path)
-                    self._mtime = mtime
-                except (OSError, ValueError, KeyError) as exc:
-                    log.warning("roster %s unreadable: %s", self._path, exc)
+            # Other checking threads wait for the file, rather than answer from the old roster.
+            with self._lock:
+                if now - self._checked >= self._every:
+                    self._reload()
+                    self._checked = now
         return self._inner.lookup(device)
+
+    def _reload(self) -> None:
+        try:
+            mtime = self._path.stat().st_mtime
+        except OSError:
+            return
+        if mtime != self._mtime:
+            try:
+                self._inner = MemoryDirectory.from_roster(self._path)
+                self._mtime = mtime
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("roster %s unreadable: %s", self._path, exc)
 
 
 class RegistryDirectory:
@@ -297,6 +304,8 @@ _DEATH_SQL = (
     " WHERE sensor_device_sessions.death IS NULL OR sensor_device_sessions.death <> excluded.death"
 )
 _KEYS_PER_QUERY = 300
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+"""json.dumps(value, separators=(",", ":")) without building an encoder per call."""
 """(device, boot, seq) triples per dedupe query: 900 parameters, under SQLite's oldest limit of 999."""
 
 
@@ -407,7 +416,9 @@ class SensorIngest:
 
         topic = parse_topic(message.topic)
         info = self.directory.lookup(topic.device) if topic is not None else None
-        return check_message(message.topic, message.payload, info, message.received, self.limits, self._sign)
+        return check_message(
+            message.topic, message.payload, info, message.received, self.limits, self._sign, parsed=topic
+        )
 
     def record(
         self,
@@ -459,7 +470,7 @@ class SensorIngest:
                         ms,
                         message.received_ms,
                         item.hist,
-                        json.dumps(item.readings, separators=(",", ":")),
+                        _compact_json(item.readings),
                         item.note_sha256,
                         result.index,
                     )
@@ -486,7 +497,11 @@ class SensorIngest:
                 cursor += len(item_drafts)
                 hour = ms - ms % 3_600_000
                 for metric, value in item.readings.items():
-                    buckets.setdefault((item.plot, hour, metric, "hour"), Aggregate()).add(value)
+                    key = (item.plot, hour, metric, "hour")
+                    bucket = buckets.get(key)
+                    if bucket is None:
+                        bucket = buckets[key] = Aggregate()
+                    bucket.add(value)
             if readings:
                 cur.executemany(self._reading_sql, readings)
             if alarms:
@@ -578,7 +593,7 @@ class SensorIngest:
                     ms,
                     message.received_ms,
                     accepted.hist,
-                    json.dumps(accepted.readings, separators=(",", ":")),
+                    _compact_json(accepted.readings),
                     accepted.note_sha256,
                 ),
                 accepted.key,
