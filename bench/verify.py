@@ -9,18 +9,19 @@ Run from the project root:
 Prints one JSON object on stdout; progress goes to stderr.
 
 Method
-- Both apps run with the same uvicorn settings (`SERVER`: one worker, asyncio loop, h11 parser, no access
-  log, lifespan on so the scan writer flushes at shutdown) in subprocesses on 127.0.0.1, both up at once,
-  measured by the same client in the same run with 64 keep-alive connections, alternating for `--rounds`
-  rounds of `--seconds` each (a 2 s warm-up first): `wrk -t2 -c64 --latency` when installed (`apt-get
-  install wrk`), else an asyncio httpx client (which saturates first on a small machine: then both apps
-  measure the client). Each figure is the median over the rounds; the ratio is the median of the rounds'
-  ratios, so a burst of other load on a shared machine hits both apps alike.
+- Both apps run the way `daodi serve` runs the platform (`services.app.serve`: the start-up heap frozen out
+  of the garbage collector) with the same uvicorn settings (`SERVER`: one worker, asyncio loop, h11 parser,
+  no access log, lifespan on so the scan writer flushes at shutdown) in subprocesses on 127.0.0.1, both up
+  at once, measured by the same client in the same run with 64 keep-alive connections, alternating for
+  `--rounds` rounds of `--seconds` each (a 2 s warm-up first): `wrk -t2 -c64 --latency` when installed
+  (`apt-get install wrk`), else an asyncio httpx client (which saturates first on a small machine: then both
+  apps measure the client). Each figure is the median over the rounds; the ratio is the median of the
+  rounds' ratios, so a burst of other load on a shared machine hits both apps alike.
 - The verification app holds a demo-like lot (seed lot -> fresh -> dried -> decoction piece, QC passed; the
   tests' `lots_world`) on SQLite, with a signed checkpoint; the request is the lot's signed Digital Link URI
-  with `Accept: application/json`, so every request reads the ledger's head, checks the label signature
-  (its verdict cached per URI), logs a scan (buffered for the background writer) and returns the full
-  verdict. The verdict is cached per (label, ledger size, checkpoint) and served from the event loop.
+  with `Accept: application/json`, so every request reads the ledger's head, checks the label signature (its
+  verdict cached per URI), logs a scan (buffered for the background writer) and returns the full verdict.
+  The verdict is cached per (label, ledger size, checkpoint) and served from the event loop.
 - The trivial app is one sync FastAPI route returning a two-key JSON object.
 - The label sheet: `services.labels.render.sheet_pdf` for 1,000 signed unit URIs at error correction Q.
 - The load average and `uptime` before and after are printed: the machine may be shared.
@@ -72,8 +73,9 @@ def _settings(work: Path) -> Any:
 
 def serve(kind: str, work: Path, port: int) -> None:
     """Run one app (in the subprocess)."""
-    import uvicorn
     from fastapi import FastAPI
+
+    from services.app import serve
 
     if kind == "trivial":
         app = FastAPI()
@@ -87,7 +89,7 @@ def serve(kind: str, work: Path, port: int) -> None:
 
         app = create_app(_settings(work))
         app.state.ctx.checkpointer.sign()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **SERVER)
+    serve(app, "127.0.0.1", port, log_level="warning", **SERVER)
 
 
 def prepare(work: Path) -> str:

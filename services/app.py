@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
@@ -83,3 +85,17 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         return {"ok": failure is None, "log_size": ctx.log.size(), "checkpointer": str(failure or "running")}
 
     return app
+
+
+def serve(app: Any, host: str, port: int, **options: Any) -> None:
+    """Serve `app` with uvicorn in this process until interrupted.
+
+    The objects built at start-up (routes, models, metadata, catalogs: about 200,000 for the platform)
+    live as long as the process; frozen out of the garbage collector, they no longer make every full
+    collection walk them, which otherwise paused the event loop for up to ~100 ms now and then.
+    """
+    import uvicorn
+
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(app, host=host, port=port, **options)

@@ -11,13 +11,10 @@ from ledger.errors import LedgerError
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from services.app import create_app
+    from services.app import create_app, serve
     from services.settings import Settings
 
-    app = create_app(Settings())
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    serve(create_app(Settings()), args.host, args.port, log_level="info")
     return 0
 
 

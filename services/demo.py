@@ -9,7 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
-from services.app import create_app
+from services.app import create_app, serve
 from services.demo_data import seed_demo
 from services.keys import KeyRing
 from services.settings import Settings
@@ -92,7 +92,7 @@ def run_demo(*, host: str, port: int) -> int:
         flush=True,
     )
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        serve(app, host, port, log_level="warning")
     finally:
         if edge is not None:
             edge.shutdown()
