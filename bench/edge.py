@@ -50,6 +50,7 @@ from edge.gateway import Gateway, default_check_threads, default_check_workers, 
 from ledger.log import Log  # noqa: E402
 from ledger.note import Ed25519Signer, parse_note  # noqa: E402
 from services.db import ledger_store, make_engine  # noqa: E402
+from services.heap import freeze_startup_heap  # noqa: E402
 from services.sensors.rules import DeviceInfo, data_topic, load_limits, reading_text  # noqa: E402
 from services.sensors.service import MemoryDirectory, Message, SensorIngest, ensure_tables  # noqa: E402
 
@@ -247,6 +248,7 @@ def gateway_main(args: argparse.Namespace) -> int:
     """A gateway process driven by lines on stdin: `start` (answers `ready`), `stop` (answers its JSON)."""
     devices = signers(base64.b64decode(args.seed), args.devices)
     rig = Rig(Path(args.db), args.url, devices, args.client_id, args.check_workers, args.check_threads)
+    freeze_startup_heap()  # as `daodi edge` does
     for line in sys.stdin:
         command = line.strip()
         if command == "start":

@@ -37,6 +37,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.handlers import data_message, handle_data, handle_presence, prepare_data
 from services.context import Context
+from services.heap import freeze_startup_heap
 from services.sensors.rules import SHARED_GROUP, TOPIC_ROOT, Accepted, Rejected
 from services.sensors.service import (
     CheckTask,
@@ -587,6 +588,8 @@ def run_gateway(
         check_workers=default_check_workers(),
         check_threads=default_check_threads(),
     )
+    if context is None:  # this process is the gateway's own
+        freeze_startup_heap()
     gateway.start()
     stopper = stop or threading.Event()
     try:
