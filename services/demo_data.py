@@ -847,11 +847,11 @@ class _Seeder:
                 supplier=ORGS["ws-seed"][1],
                 germination_rate=Decimal("90"),
                 certificate=f"滇苗证 {y - 3}-0211",
-                event_time=_at(y - 3, 12, 1),
+                event_time=_at(y - 3, 1, 5),
             ),
         )
         self.ship_and_receive(
-            chain.seed_lot, "ws-seed", "ws-coop", "ws-coop", _at(y - 3, 12, 10), f"{y - 3}1210-WS"
+            chain.seed_lot, "ws-seed", "ws-coop", "ws-coop", _at(y - 3, 1, 8), f"{y - 3}0108-WS"
         )
         plot = self.plot_ids[chain.plot]
         self.run(
@@ -862,25 +862,25 @@ class _Seeder:
                 seed_lot=chain.seed_lot,
                 cycle=f"{y - 3}-{y}",
                 quantity_kg=Decimal("700"),
-                event_time=_at(y - 3, 12, 20, 8),
+                event_time=_at(y - 3, 1, 10, 8),
             ),
         )
         self.field_op(
             "ws-coop",
             chain.plot,
             "transplanting",
-            _at(y - 3, 12, 20, 11),
+            _at(y - 3, 1, 10, 11),
             note="one-year seedlings (子条), beds 1.2 m wide",
         )
         self.field_op(
             "ws-coop",
             chain.plot,
             "shading",
-            _at(y - 3, 12, 22),
+            _at(y - 3, 1, 12),
             product="遮阳网 shade net 70%",
             note="shade shed over the beds, about 30% light",
         )
-        for season in (y - 2, y - 1, y):
+        for season in (y - 3, y - 2, y - 1, y):
             self.field_op(
                 "ws-coop",
                 chain.plot,

@@ -293,6 +293,27 @@ def test_the_yield_ceiling_comes_from_the_catalog_and_the_harvest_keeps_its_vers
     assert light.details["herb_rules"] == {"herb": "prunella", "version": 2}
 
 
+def test_a_planting_younger_than_the_herbs_minimum_cannot_be_harvested(world: World) -> None:
+    # 三七's three years come from the catalog; here prunella gets a (made-up) one-year minimum the same way.
+    with Session(world.engine) as s:
+        revise_herb_rules(
+            s,
+            world.log,
+            world.admin,
+            "prunella",
+            HerbRulesIn(min_planting_years=1, max_fresh_kg_per_mu=Decimal(5000)),
+            now=NOW,
+        )
+        s.commit()
+    world.log.committed()
+    before = world.counts()
+    with pytest.raises(RuleViolation) as young:
+        world.harvest("QS26H0200")  # planted 2025-09-25, harvested 2026-06-12
+    assert young.value.rule == "harvest.planting-too-young" and young.value.field == "event_time"
+    assert "2026-09-25" in young.value.detail
+    assert world.counts() == before
+
+
 @pytest.fixture
 def pg_world(pg_url: str, tmp_path: Any) -> Iterator[World]:
     w = World(Settings(database_url=pg_url, key_dir=tmp_path / "keys", background=False))

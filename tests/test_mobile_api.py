@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from services.geometry import parse_geometry
-from services.labels.activation import distance_to_polygon_m, planting_age_findings
+from services.labels.activation import distance_to_polygon_m
 from services.lots.models import Lot
+from services.lots.rules import planting_age_findings
 from services.settings import Settings
 
 PROBLEM = "application/problem+json"

@@ -64,7 +64,6 @@ from services.errors import (
     PermissionDeniedError,
     RuleViolation,
 )
-from services.findings import Finding
 from services.geometry import Polygon, point_in_polygon
 from services.labels.models import Label
 from services.labels.rules import LabelError, LabelURI, verify_label
@@ -72,6 +71,7 @@ from services.ledger.service import append_entries
 from services.lots import service as lots
 from services.lots.models import Gps, HarvestIn, LotEvent, Planting
 from services.lots.models import Lot as LotRow
+from services.lots.rules import planting_age_findings, years_after
 from services.registry.models import Organisation, Pesticide, Plot, Principal, ProductionBase
 
 HARVESTERS = frozenset({"admin", "grower"})
@@ -283,35 +283,6 @@ class PhotoStatus(BaseModel):
 
 
 # -- pure rules -------------------------------------------------------------------------------------------
-
-
-def _years_after(moment: date, years: int) -> date:
-    try:
-        return moment.replace(year=moment.year + years)
-    except ValueError:  # 29 February
-        return moment.replace(year=moment.year + years, day=28)
-
-
-def planting_age_findings(
-    herb: str, planted_on: date, harvested_on: date, years: int | None
-) -> list[Finding]:
-    """A herb with a minimum growing time (三七: 3 years, catalog data) may not be harvested from a younger
-    planting; `years` None: the herb has no minimum."""
-    if years is None:
-        return []
-    earliest = _years_after(planted_on, years)
-    if harvested_on >= earliest:
-        return []
-    return [
-        Finding(
-            "harvest.planting-too-young",
-            "hard",
-            f"the planting of {planted_on.isoformat()} is younger than the {years} years {herb} needs"
-            f" (harvest from {earliest.isoformat()})",
-            f"种植于 {planted_on.isoformat()}，未满 {years} 年，{earliest.isoformat()} 起方可采收",
-            "harvested_at",
-        )
-    ]
 
 
 def distance_to_polygon_m(point: tuple[float, float], polygon: Polygon) -> float:
@@ -721,7 +692,9 @@ def _prepare(
             lots.aware(planting.planted_at), mapping.offset_text(data.harvested_at)
         )
         years = refs.herb_rules(seed.herb_id).min_planting_years
-        age = planting_age_findings(seed.herb_id, planted_on.date(), harvested_on, years)
+        age = planting_age_findings(
+            seed.herb_id, planted_on.date(), harvested_on, years, field="harvested_at"
+        )
         if age:
             checks.fail(
                 "planting.age",
@@ -1143,7 +1116,7 @@ def reference_data(session: Session, principal: Principal, *, today: date) -> di
         fresh = session.execute(select(Form.id).where(Form.herb_id == herb.id, Form.kind == "fresh")).scalar()
         planted = lots.aware(planting.planted_at)
         years = herb_rules(session, herb.id).min_planting_years or 0
-        age_ok_from = _years_after(planted.date(), years)
+        age_ok_from = years_after(planted.date(), years)
         phi_clear = planted.date()
         for op in session.execute(
             select(LotEvent).where(

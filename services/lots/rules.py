@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from services.catalog.rules import YieldRange, mass_balance_findings
@@ -227,6 +227,35 @@ def harvest_quantity_findings(
             )
         ]
     return []
+
+
+def years_after(moment: date, years: int) -> date:
+    """The same day `years` later (28 February for a 29 February)."""
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def planting_age_findings(
+    herb: str, planted_on: date, harvested_on: date, years: int | None, *, field: str = "event_time"
+) -> list[Finding]:
+    """A herb with a minimum growing time (三七: 3 years, catalog data) may not be harvested from a younger
+    planting; `years` None: the herb has no minimum."""
+    if years is None:
+        return []
+    earliest = years_after(planted_on, years)
+    if harvested_on >= earliest:
+        return []
+    return [
+        _hard(
+            "harvest.planting-too-young",
+            f"the planting of {planted_on.isoformat()} is younger than the {years} years {herb} needs"
+            f" (harvest from {earliest.isoformat()})",
+            f"种植于 {planted_on.isoformat()}，未满 {years} 年，{earliest.isoformat()} 起方可采收",
+            field,
+        )
+    ]
 
 
 def gps_findings(inside_plot: bool, *, field: str = "gps") -> list[Finding]:

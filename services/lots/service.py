@@ -951,6 +951,8 @@ def harvest_event(
     _check_times(data.event_time, now, [planted])
     offset = mapping.offset_text(data.event_time)
     harvested_on = data.event_time.date()
+    planted_on = _local_date(aware(planting.planted_at), offset)
+    reject_hard(rules.planting_age_findings(herb.id, planted_on, harvested_on, herb_rules.min_planting_years))
     # The cycle's field operations: pesticide applications for the PHI, every input for the banned list.
     until = data.event_time.astimezone(UTC)
     applications: list[Application] = []
