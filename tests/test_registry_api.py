@@ -182,6 +182,26 @@ def test_a_duplicate_base_code_is_a_conflict(api: Api) -> None:
     assert response.status_code == 409 and response.json()["field"] == "code"
 
 
+def test_a_plot_code_of_another_organisation_is_a_conflict(api: Api) -> None:
+    # Plot chains (`plot:<code>`) and sensor summaries are keyed by the code, so it names one plot only.
+    plots = []
+    for uscc in ("91440300708461136T", "91110000802100433B"):
+        _, grower = api.org_with_user(uscc, ["grower"])
+        base = api.client.post(
+            "/api/v1/bases",
+            json={"code": "B", "name": "b", "kind": "production", "admin_code": "411725"},
+            headers=grower,
+        ).json()
+        plot = {"base_id": base["id"], "code": "QS-1-A", "name": "a", "admin_code": "411725"}
+        plots.append(
+            api.client.post("/api/v1/plots", json={**plot, "geometry": square(114.0, 32.8)}, headers=grower)
+        )
+    assert plots[0].status_code == 201
+    assert plots[1].status_code == 409 and plots[1].headers["content-type"] == PROBLEM
+    assert (plots[1].json()["field"], plots[1].json()["rule"]) == ("code", "registry.duplicate")
+    assert "another organisation" in plots[1].json()["detail"]
+
+
 def test_a_quality_officer_revises_a_spec_over_http(api: Api) -> None:
     _, quality = api.org_with_user("91440300708461136T", ["quality"])
     body = {

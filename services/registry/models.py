@@ -97,7 +97,8 @@ class Plot(SQLModel, table=True):
     """A field (地块) of a base: polygon, area in mu and the daodi regions its centroid lies in."""
 
     __tablename__ = "registry_plots"
-    __table_args__ = (UniqueConstraint("org_id", "code", name="uq_registry_plots_org_code"),)
+    # Unique across organisations: plot chains, sensor readings and summaries are keyed by the code.
+    __table_args__ = (UniqueConstraint("code", name="uq_registry_plots_code"),)
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="registry_orgs.id", index=True)

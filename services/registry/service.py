@@ -318,10 +318,15 @@ def register_plot(
     require_org_write(principal, base.org_id, field="base_id")
     _check_admin_code(data.admin_code)
     polygon = parse_geometry(data.geometry, "geometry").polygons[0]
-    exists = select(Plot).where(Plot.org_id == base.org_id, Plot.code == data.code)
-    if session.execute(exists).first() is not None:
+    # Unique across organisations: the plot's ledger chain and its sensor summaries are keyed by the code.
+    exists = select(Plot.org_id).where(Plot.code == data.code)
+    owner = session.execute(exists).scalar_one_or_none()
+    if owner is not None:
+        where = "in this organisation" if owner == base.org_id else "by another organisation"
         raise ConflictError(
-            f"plot {data.code!r} exists in this organisation", field="code", rule="registry.duplicate"
+            f"plot code {data.code!r} is taken {where}; plot codes are unique across organisations",
+            field="code",
+            rule="registry.duplicate",
         )
     geometry = polygon.to_geojson()
     lon, lat = centroid(polygon)
