@@ -190,25 +190,24 @@ class Rig:
         )
         self.url = url
         self.client_id = client_id
-        self.latencies: list[float] = []
-        self.first: float | None = None
-        self.last = 0.0
+        self.acks: list[tuple[float, bytes]] = []
         self.gateway: Gateway | None = None
 
     def _on_ack(self, message: Message) -> None:
-        now = time.time()
-        if self.first is None:
-            self.first = now
-        self.last = now
-        # Device time sits in the note's JSON (the publisher writes it as "time":"..."): sliced out, not
-        # parsed, so that measuring costs the gateway little.
-        payload = message.payload
-        start = payload.index(b'"time":"') + 8
-        sent = datetime.fromisoformat(payload[start : payload.index(b'"', start)].decode()).timestamp()
-        self.latencies.append(now - sent)
+        # The ack time and the payload only: device times are read after the run, off the clock.
+        self.acks.append((time.time(), message.payload))
+
+    def _latencies(self) -> list[float]:
+        out = []
+        for acked, payload in self.acks:
+            # The publisher writes the device time as "time":"..." in the note's JSON.
+            start = payload.index(b'"time":"') + 8
+            sent = datetime.fromisoformat(payload[start : payload.index(b'"', start)].decode())
+            out.append(acked - sent.timestamp())
+        return out
 
     def start(self) -> Gateway:
-        self.first, self.latencies = None, []
+        self.acks = []
         self.cpu = _cpu_seconds()
         self.gateway = Gateway(
             self.ingest,
@@ -228,13 +227,14 @@ class Rig:
         if gateway is None:
             return {}
         gateway.stop()  # joins the check workers, so their CPU time is counted below
+        cpu = _cpu_seconds() - self.cpu
         return {
-            "cpu_seconds": _cpu_seconds() - self.cpu,
+            "cpu_seconds": cpu,
             "chained": gateway.stats.chained,
             "batches": gateway.stats.batches,
-            "first": self.first,
-            "last": self.last,
-            "latencies": self.latencies,
+            "first": self.acks[0][0] if self.acks else None,
+            "last": self.acks[-1][0] if self.acks else 0.0,
+            "latencies": self._latencies(),
         }
 
 
