@@ -4,13 +4,14 @@ paho-mqtt 2.x, callback API v2, MQTT 5, persistent session (`clean_start=False` 
 `manual_ack=True`, the shared subscription `$share/daodi-edge/daodi/v1/+/+/data` at QoS 1.
 
 `on_message` only enqueues. A checker thread takes up to 128 messages at a time and applies the device rules
-(signature checks included); a recorder thread makes each checked batch durable in one transaction
-(`SensorIngest.record`: a dedupe query, the ledger entries, readings, alarms, quarantine rows, summaries and
-device sessions) and only then sends the PUBACKs. A reading whose (device, boot, seq) is already recorded is
-found by the batch's dedupe query before anything is chained; it is durable already, so it is quarantined as
-`replayed` and acked. When storage fails nothing is acked and the batch is retried with backoff; the
-broker's Receive Maximum bounds what can pile up meanwhile. After a reconnect, messages of the old
-connection are never acked (their packet ids may be reused); the broker redelivers them and they dedupe.
+(signature checks included, split over check threads: verification releases the GIL); a recorder thread makes
+each checked batch durable in one transaction (`SensorIngest.record`: a dedupe query, the ledger entries,
+readings, alarms, quarantine rows, summaries and device sessions) and only then sends the PUBACKs. A reading
+whose (device, boot, seq) is already recorded is found by the batch's dedupe query before anything is chained;
+it is durable already, so it is quarantined as `replayed` and acked. When storage fails nothing is acked and
+the batch is retried with backoff; the broker's Receive Maximum bounds what can pile up meanwhile. After a
+reconnect, messages of the old connection are never acked (their packet ids may be reused); the broker
+redelivers them and they dedupe.
 """
 
 from __future__ import annotations
@@ -166,10 +167,10 @@ def _settle(item: _Inbound, outcome: Accepted | Rejected) -> None:
 class Gateway:
     """Receives readings over MQTT and makes them durable in the ledger before acknowledging them.
 
-    Two threads after paho's: the checker applies the device rules (signature checks included) to what
-    `on_message` queued; the recorder makes each checked batch durable in one transaction
-    (`SensorIngest.record`) and then acks it. While the recorder commits, the checker verifies the next
-    batch, so signature checks overlap the database's fsync.
+    Two threads after paho's: the checker applies the device rules (signature checks included, over
+    `check_threads` threads, results kept in arrival order) to what `on_message` queued; the recorder makes
+    each checked batch durable in one transaction (`SensorIngest.record`) and then acks it. While the recorder
+    commits, the checker verifies the next batch, so signature checks overlap the database's fsync.
     """
 
     def __init__(
@@ -400,8 +401,7 @@ class Gateway:
         """Settle `items` in this process: split over the check threads when there are several."""
         pool, parts = self._thread_pool, self._check_threads
         if pool is None or len(items) < 2 * parts:
-            for item in items:
-                _settle(item, self._verdict(item.message))
+            self._verdicts(items)
             return
         size = -(-len(items) // parts)
         chunks = [items[i : i + size] for i in range(0, len(items), size)]

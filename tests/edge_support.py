@@ -151,6 +151,7 @@ def running_gateway(
     on_ack: Callable[[Message], None] | None = None,
     receive_maximum: int = 2000,
     check_workers: int = 0,
+    check_threads: int = 1,
 ) -> Iterator[Gateway]:
     """An in-process gateway on a SQLite file; its session is forgotten afterwards."""
     db_url = f"sqlite:///{db}"
@@ -170,6 +171,7 @@ def running_gateway(
         on_ack=on_ack,
         receive_maximum=receive_maximum,
         check_workers=check_workers,
+        check_threads=check_threads,
     ).start()
     try:
         wait_for(gateway.connected.is_set, 10, "gateway connection")

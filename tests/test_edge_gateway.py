@@ -337,8 +337,11 @@ def test_two_gateways_side_by_side_share_the_stream_and_chain_each_reading_once(
     assert verify_chains(sensor_entries(db)) == total
 
 
-def test_check_workers_verify_signatures_in_other_processes_and_still_catch_forgeries(
-    mqtt_broker: MqttBroker, mqtt_ids: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("workers", "threads"), [(1, 1), (0, 3)], ids=["check-worker-process", "check-threads"]
+)
+def test_checks_elsewhere_still_catch_forgeries_and_keep_each_devices_order(
+    mqtt_broker: MqttBroker, mqtt_ids: str, tmp_path: Path, workers: int, threads: int
 ) -> None:
     fleet = Fleet(mqtt_ids)
     forger = next(iter(Fleet(mqtt_ids + "f", size=1).signers.values()))
@@ -351,7 +354,8 @@ def test_check_workers_verify_signatures_in_other_processes_and_still_catch_forg
         f"g{mqtt_ids}",
         MemoryDirectory(fleet.infos()),
         on_ack=durable_ack_checker(db, failures),
-        check_workers=1,
+        check_workers=workers,
+        check_threads=threads,
     ) as gateway:
         pub = Publisher(mqtt_broker.url("simulator"), f"pub-{mqtt_ids}")
         device = fleet.devices[0]
@@ -365,4 +369,10 @@ def test_check_workers_verify_signatures_in_other_processes_and_still_catch_forg
     assert failures == []
     assert readings(db, f"t{mqtt_ids}") == 200 == gateway.stats.chained
     assert gateway.stats.quarantined == {"bad-signature": 1, "replayed": 1}
-    assert verify_chains(sensor_entries(db)) == 200
+    entries = sensor_entries(db)
+    assert verify_chains(entries) == 200
+    # Checked in parallel, chained in arrival order: each device's readings in sequence.
+    chained: dict[str, list[int]] = {}
+    for entry in map(parse_entry, entries):
+        chained.setdefault(entry.actor, []).append(json.loads(entry.body["note"].split("\n")[0])["seq"])
+    assert all(seqs == sorted(seqs) for seqs in chained.values()) and len(chained) == len(fleet.devices)
