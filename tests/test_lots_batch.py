@@ -191,6 +191,66 @@ def test_a_harvest_answer_equals_its_reread_findings_included(world: World) -> N
     assert sorted(stored) == sorted(f.rule for f in event.findings)
 
 
+def _harvest(code: str, world: World, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "harvest",
+        "plot_id": world.plot_id,
+        "lot_code": code,
+        "quantity_kg": "300",
+        "event_time": at("2026-06-13T08:00:00"),
+        **extra,
+    }
+
+
+def test_harvests_in_a_batch_equal_single_harvests_and_their_lots_can_be_held_at_once(world: World) -> None:
+    items = [
+        _harvest("QS26H0201", world, gps={"lon": 114.002, "lat": 32.802}),
+        _harvest("QS26H0202", world),
+        {"type": "hold", "lot": "QS26H0202", "event_time": at("2026-06-13T10:00:00"), "reason": "moisture"},
+    ]
+    out = world.run(lots.record_events, world.grower, _batch(items))
+    assert [e.type for e in out.events] == ["harvest", "harvest", "hold"]
+    single = world.run(
+        lots.harvest,
+        world.grower,
+        HarvestIn(**{k: v for k, v in _harvest("QS26H0203", world).items() if k != "type"}),
+    )
+    changing = {"id", "ledger_index", "leaf_hash", "lot", "lots"}
+    assert out.events[1].model_dump(exclude=changing) == single.model_dump(exclude=changing)
+    with Session(world.engine) as s:
+        for event in out.events:
+            assert lots.event_public(s, s.get(LotEvent, event.id)) == event  # type: ignore[arg-type]
+        held = s.execute(select(Lot).where(Lot.code == "QS26H0202")).scalar_one()
+        assert held.status == "held" and held.quantity_g == 300_000
+    for event, chain in zip(out.events, ("QS26H0201", "QS26H0202", "QS26H0202"), strict=True):
+        assert parse_entry(world.log.entry(event.ledger_index or 0)).lot == chain
+
+
+def test_a_batch_harvest_with_a_taken_code_or_a_young_planting_writes_nothing(world: World) -> None:
+    before = world.counts()
+    twice = [_harvest("QS26H0210", world), _harvest("QS26H0210", world)]
+    with pytest.raises(ConflictError) as taken:
+        world.run(lots.record_events, world.grower, _batch(twice))
+    assert (taken.value.extra["rule"], taken.value.field) == ("lot.duplicate-code", "events[1].lot_code")
+    assert world.counts() == before
+    with Session(world.engine) as s:
+        revise_herb_rules(
+            s,
+            world.log,
+            world.admin,
+            "prunella",
+            HerbRulesIn(min_planting_years=1, max_fresh_kg_per_mu=Decimal(5000)),
+            now=NOW,
+        )
+        s.commit()
+    world.log.committed()
+    before = world.counts()
+    with pytest.raises(RuleViolation) as young:
+        world.run(lots.record_events, world.grower, _batch([_items(world)[0], _harvest("QS26H0211", world)]))
+    assert (young.value.rule, young.value.field) == ("harvest.planting-too-young", "events[1].event_time")
+    assert world.counts() == before
+
+
 def test_a_bad_item_rejects_the_whole_batch_and_names_its_index(world: World) -> None:
     before = world.counts()
     items = _items(world)

@@ -70,11 +70,11 @@ def _write(
 
 @events_router.post("/batch", response_model=EventBatchOut, status_code=201)
 def record_events(session: SessionDep, ctx: Ctx, user: CurrentUser, data: EventBatchIn) -> EventBatchOut:
-    """Record up to 1000 field operations, holds and lifts of holds in one transaction, in order, all or
-    nothing: each item is checked as its single-event endpoint checks it (roles, organisation, rules; soft
-    findings are recorded), and the first bad item rejects the whole batch with a problem whose `field` is
-    `events[i].<field>` and `index` is i. Each event gets its own ledger entry on its lot's (or plot's)
-    chain; the entries are consecutive."""
+    """Record up to 1000 field operations, harvests, holds and lifts of holds in one transaction, in order,
+    all or nothing: each item is checked as its single-event endpoint checks it (roles, organisation, rules;
+    soft findings are recorded), and later items may name a lot harvested earlier in the batch. The first
+    bad item rejects the whole batch with a problem whose `field` is `events[i].<field>` and `index` is i.
+    Each event gets its own ledger entry on its lot's (or plot's) chain; the entries are consecutive."""
     return service.record_events(session, user, data, log=ctx.log, now=_now())
 
 

@@ -634,7 +634,29 @@ class LiftHoldItem(LotActionIn):
     type: Literal["lift-hold"]
 
 
-BatchItem = Annotated[FieldOperationItem | HoldItem | LiftHoldItem, PField(discriminator="type")]
+class HarvestItem(HarvestIn):
+    """A harvest in a batch (a grower's queued harvests of a day, say)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "harvest",
+                    "plot_id": 1,
+                    "lot_code": "QS26H0007",
+                    "quantity_kg": "1200",
+                    "event_time": "2026-06-12T08:00:00+08:00",
+                }
+            ]
+        },
+    )
+    type: Literal["harvest"]
+
+
+BatchItem = Annotated[
+    FieldOperationItem | HarvestItem | HoldItem | LiftHoldItem, PField(discriminator="type")
+]
 
 
 class EventBatchIn(_In):

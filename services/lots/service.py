@@ -60,6 +60,9 @@ from services.lots.models import (
     FindingOut,
     FindingRecord,
     HarvestIn,
+    HarvestItem,
+    HoldItem,
+    LiftHoldItem,
     LotActionIn,
     LotEvent,
     LotLink,
@@ -1006,6 +1009,7 @@ def harvest_event(
     )
     session.add(lot)
     refs.new_codes.add(lot.code)
+    refs.lots[lot.code] = lot  # later items of a batch may name it
     details["daodi"] = daodi
     return PendingEvent(
         "harvest",
@@ -1617,14 +1621,17 @@ def _lift_hold_event(principal: Principal, data: LotActionIn, *, refs: Refs, now
 def record_events(
     session: Session, principal: Principal, data: EventBatchIn, *, log: Log, now: datetime
 ) -> EventBatchOut:
-    """Record many field operations, holds and lifts in one transaction, all or nothing.
+    """Record many field operations, harvests, holds and lifts in one transaction, all or nothing.
 
     The rows the batch names are read once; each item runs the same checks as its single-event use case, in
-    order (a hold then its lift may share a batch); then every event is written at once (record_many). The
-    first failing item raises with its field prefixed by `events[i].` and `index` i: nothing is written."""
+    order (a harvest, then a hold of its lot and the hold's lift, may share a batch); then every event is
+    written at once (record_many). The first failing item raises with its field prefixed by `events[i].`
+    and `index` i: nothing is written."""
     refs = Refs(session)
-    refs.load_plots(item.plot_id for item in data.events if isinstance(item, FieldOperationItem))
-    refs.load_lots(item.lot for item in data.events if not isinstance(item, FieldOperationItem))
+    refs.load_plots(
+        item.plot_id for item in data.events if isinstance(item, FieldOperationItem | HarvestItem)
+    )
+    refs.load_lots(item.lot for item in data.events if isinstance(item, HoldItem | LiftHoldItem))
     refs.load_pesticides(
         item.pesticide_id
         for item in data.events
@@ -1635,6 +1642,8 @@ def record_events(
         try:
             if isinstance(item, FieldOperationItem):
                 events.append(_field_operation_event(principal, item, refs=refs, now=now))
+            elif isinstance(item, HarvestItem):
+                events.append(harvest_event(session, principal, item, refs=refs, now=now))
             elif item.type == "hold":
                 events.append(_hold_event(principal, item, refs=refs, now=now))
             else:
