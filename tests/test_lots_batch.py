@@ -191,6 +191,21 @@ def test_a_harvest_answer_equals_its_reread_findings_included(world: World) -> N
     assert sorted(stored) == sorted(f.rule for f in event.findings)
 
 
+def _require_a_year_of_planting(world: World) -> None:
+    """三七's three years come from the catalog; prunella gets a (made-up) one-year minimum the same way."""
+    with Session(world.engine) as s:
+        revise_herb_rules(
+            s,
+            world.log,
+            world.admin,
+            "prunella",
+            HerbRulesIn(min_planting_years=1, max_fresh_kg_per_mu=Decimal(5000)),
+            now=NOW,
+        )
+        s.commit()
+    world.log.committed()
+
+
 def _harvest(code: str, world: World, **extra: Any) -> dict[str, Any]:
     return {
         "type": "harvest",
@@ -233,17 +248,7 @@ def test_a_batch_harvest_with_a_taken_code_or_a_young_planting_writes_nothing(wo
         world.run(lots.record_events, world.grower, _batch(twice))
     assert (taken.value.extra["rule"], taken.value.field) == ("lot.duplicate-code", "events[1].lot_code")
     assert world.counts() == before
-    with Session(world.engine) as s:
-        revise_herb_rules(
-            s,
-            world.log,
-            world.admin,
-            "prunella",
-            HerbRulesIn(min_planting_years=1, max_fresh_kg_per_mu=Decimal(5000)),
-            now=NOW,
-        )
-        s.commit()
-    world.log.committed()
+    _require_a_year_of_planting(world)
     before = world.counts()
     with pytest.raises(RuleViolation) as young:
         world.run(lots.record_events, world.grower, _batch([_items(world)[0], _harvest("QS26H0211", world)]))
@@ -354,18 +359,7 @@ def test_the_yield_ceiling_comes_from_the_catalog_and_the_harvest_keeps_its_vers
 
 
 def test_a_planting_younger_than_the_herbs_minimum_cannot_be_harvested(world: World) -> None:
-    # 三七's three years come from the catalog; here prunella gets a (made-up) one-year minimum the same way.
-    with Session(world.engine) as s:
-        revise_herb_rules(
-            s,
-            world.log,
-            world.admin,
-            "prunella",
-            HerbRulesIn(min_planting_years=1, max_fresh_kg_per_mu=Decimal(5000)),
-            now=NOW,
-        )
-        s.commit()
-    world.log.committed()
+    _require_a_year_of_planting(world)
     before = world.counts()
     with pytest.raises(RuleViolation) as young:
         world.harvest("QS26H0200")  # planted 2025-09-25, harvested 2026-06-12
