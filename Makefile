@@ -32,7 +32,7 @@ typecheck: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python bench/ledger.py
+	for script in ledger audit domain mobile edge verify; do $(BIN)/python bench/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) var test-output
