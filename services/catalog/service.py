@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, func
 from sqlalchemy.exc import IntegrityError
@@ -184,6 +184,14 @@ def _add_rules_version(
         created_at=now,
         created_by=actor,
     )
+    return _add_version(session, row)
+
+
+_Versioned = TypeVar("_Versioned", HerbRuleSet, SpecProfile)
+
+
+def _add_version(session: Session, row: _Versioned) -> _Versioned:
+    """Stage a new version row; ConflictError when a concurrent edit took its version number first."""
     session.add(row)
     try:
         session.flush()
@@ -556,12 +564,7 @@ def _add_spec_version(
         created_at=now,
         created_by=actor,
     )
-    session.add(row)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise ConflictError("a concurrent edit created this version first; retry", field="version") from exc
-    return row
+    return _add_version(session, row)
 
 
 def revise_spec(
