@@ -59,7 +59,21 @@ def _es6_number(value: float) -> str:
 
 def _needs_slow_path(value: Any) -> bool:
     """Check a JSON value; True when the C encoder's output would differ from RFC 8785."""
-    if isinstance(value, str) or value is None or isinstance(value, bool):
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return False
+    if kind is dict:
+        # Most bodies: plain dicts, mostly of strings; strings need no recursive call.
+        slow = False
+        for key, item in value.items():
+            if type(key) is not str:
+                raise MalformedError(f"object key {key!r} is not a string")
+            if not key.isascii() and any(ord(c) > 0xFFFF for c in key):
+                slow = True
+            if type(item) is not str:
+                slow = _needs_slow_path(item) or slow
+        return slow
+    if isinstance(value, str | bool):
         return False
     if isinstance(value, int):
         if abs(value) > MAX_SAFE_INTEGER:
@@ -99,9 +113,22 @@ def _slow_encode(value: Any) -> str:
     return "[" + ",".join(_slow_encode(item) for item in value) + "]"
 
 
+def _flat_strings(value: dict[Any, Any]) -> str | None:
+    """RFC 8785 text of an object of ASCII keys and string values (most entry bodies); None otherwise."""
+    parts = []
+    for key in sorted(value, key=str):  # for ASCII keys, code point order is UTF-16 order
+        item = value[key]
+        if type(key) is not str or type(item) is not str or not key.isascii():
+            return None
+        parts.append(f"{_encode_string(key)}:{_encode_string(item)}")
+    return "{" + ",".join(parts) + "}"
+
+
 def canonical_json(value: Any) -> bytes:
     """Encode a JSON value as RFC 8785 (JCS) bytes; MalformedError for values JSON cannot carry."""
-    text = _slow_encode(value) if _needs_slow_path(value) else _fast_dumps(value)
+    text = _flat_strings(value) if type(value) is dict else None
+    if text is None:
+        text = _slow_encode(value) if _needs_slow_path(value) else _fast_dumps(value)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:

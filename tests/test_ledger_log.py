@@ -10,11 +10,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.audit import audit
 from ledger.bundle import TlogProof, parse_tlog_proof, verify_tlog_proof
 from ledger.checkpointer import Checkpointer, read_checkpoint
-from ledger.entry import ChainVerifier, Draft, canonical_json, parse_entry
+from ledger.entry import ChainVerifier, Draft, _slow_encode, canonical_json, parse_entry
 from ledger.errors import (
     BadSignatureError,
     BrokenChainError,
@@ -82,7 +84,28 @@ def test_canonical_json_sorts_keys_by_utf16_and_escapes_minimally() -> None:
     )
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 2**60, {1: "x"}, {"x": object()}])
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=6),
+        st.one_of(st.text(max_size=12), st.integers(-5, 5), st.none(), st.lists(st.text(max_size=3))),
+        max_size=8,
+    )
+)
+def test_canonical_json_of_objects_matches_the_reference_encoder(value: dict[str, object]) -> None:
+    # Flat objects of strings take a shortcut; every object must come out as the spelled-out RFC 8785.
+    try:
+        expected = _slow_encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        with pytest.raises(MalformedError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
+
+
+@pytest.mark.parametrize(
+    "bad", [float("nan"), float("inf"), 2**60, {1: "x"}, {"x": object()}, {"a": "\ud800"}]
+)
 def test_canonical_json_rejects_values_json_cannot_carry(bad: object) -> None:
     with pytest.raises(MalformedError):
         canonical_json(bad)
