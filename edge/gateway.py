@@ -1,7 +1,8 @@
-"""The MQTT gateway (`daodi edge`): the only module that imports paho.
+"""The MQTT gateway (`daodi edge`).
 
-paho-mqtt 2.x, callback API v2, MQTT 5, persistent session (`clean_start=False` with a session expiry),
-`manual_ack=True`, the shared subscription `$share/daodi-edge/daodi/v1/+/+/data` at QoS 1.
+paho-mqtt 2.x (through `edge.mqtt`), callback API v2, MQTT 5, persistent session
+(`clean_start=False` with a session expiry), `manual_ack=True`, the shared subscription
+`$share/daodi-edge/daodi/v1/+/+/data` at QoS 1.
 
 `on_message` only enqueues. A checker thread takes up to 128 messages at a time and applies the device rules
 (signature checks included, split over check threads: verification releases the GIL); a recorder thread makes
@@ -28,15 +29,9 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.handlers import data_message, handle_data, handle_presence, prepare_data
+from edge.mqtt import MQTTMessage, PacketTypes, Properties, SubscribeOptions, make_client
 from services.context import Context
 from services.heap import freeze_startup_heap
 from services.sensors.rules import SHARED_GROUP, TOPIC_ROOT, Accepted, Rejected
@@ -56,59 +51,6 @@ log = logging.getLogger(__name__)
 DATA_FILTER = f"{TOPIC_ROOT}/+/+/data"
 SHARED_DATA = f"$share/{SHARED_GROUP}/{DATA_FILTER}"
 PRESENCE_FILTERS = (f"{TOPIC_ROOT}/+/+/birth", f"{TOPIC_ROOT}/+/+/death")
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    tls: bool
-
-
-def parse_mqtt_url(url: str) -> BrokerAddress:
-    """mqtt://[user[:password]@]host[:port] (mqtts:// for TLS)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"unsupported MQTT URL scheme {parts.scheme!r}")
-    tls = parts.scheme in ("mqtts", "ssl")
-    return BrokerAddress(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or (8883 if tls else 1883),
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        tls=tls,
-    )
-
-
-def make_client(
-    url: str,
-    client_id: str,
-    *,
-    manual_ack: bool = False,
-    session_expiry: int = 0,
-    receive_maximum: int = 0,
-) -> tuple[mqtt.Client, BrokerAddress, Properties]:
-    """A paho MQTT 5 client for `url` (not connected) and its CONNECT properties."""
-    address = parse_mqtt_url(url)
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=MQTTProtocolVersion.MQTTv5,
-        manual_ack=manual_ack,
-    )
-    if address.username is not None:
-        client.username_pw_set(address.username, address.password)
-    if address.tls:
-        client.tls_set()
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    if session_expiry:
-        props.SessionExpiryInterval = session_expiry
-    if receive_maximum:
-        props.ReceiveMaximum = receive_maximum
-    client.reconnect_delay_set(1, 2)
-    return client, address, props
 
 
 @dataclass(slots=True)
@@ -281,7 +223,7 @@ class Gateway:
 
     # -- paho callbacks (network thread): enqueue only ---------------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+    def _on_connect(self, client: Any, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.error("broker refused the connection: %s", reason)
             return
@@ -299,7 +241,7 @@ class Gateway:
         )
         self.connected.set()
 
-    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
         failed = [c for c in codes if c.is_failure]
         if failed:
             log.error("subscription refused: %s", failed)
@@ -307,11 +249,11 @@ class Gateway:
             log.info("subscribed to %s and presence topics", self.shared_data)
             self.subscribed.set()
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
         log.warning("disconnected from the broker: %s", reason)
 
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _c: Any, _u: Any, msg: MQTTMessage) -> None:
         received = datetime.now(UTC)
         self._events.put(("msg", msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, received))
 
@@ -475,7 +417,11 @@ class Gateway:
                 retry = [i for i in retry if i.not_before > now]
             items = due + batch
             if items:
-                self._record(items, retry)
+                try:
+                    self._record(items, retry)
+                except Exception:
+                    # Durable or not, unacked messages come back on the next connection and dedupe.
+                    log.exception("gateway recorder failed on a batch; its messages stay unacknowledged")
             if stopping:
                 return
 
@@ -521,17 +467,25 @@ class Gateway:
             assert item.presence is not None
             self.stats.presence += 1
             self.presence[item.presence.device] = {"kind": item.presence.kind, **item.presence.info}
-        for item in items:
-            self._ack(item)
+        self._ack_all(items)
 
     def _ack(self, item: _Inbound) -> None:
-        if item.generation != self._generation:
-            self.stats.stale_acks_skipped += 1
-            return
-        if self._on_ack is not None and item.presence is None and item.message.topic.endswith("/data"):
-            self._on_ack(item.message)
-        self.client.ack(item.mid, item.qos)
-        self.stats.acked += 1
+        self._ack_all([item])
+
+    def _ack_all(self, items: list[_Inbound]) -> None:
+        """PUBACK what this connection received (one write); a stale connection's messages come again."""
+        generation = self._generation
+        mids: list[int] = []
+        for item in items:
+            if item.generation != generation:
+                self.stats.stale_acks_skipped += 1
+                continue
+            if self._on_ack is not None and item.presence is None and item.message.topic.endswith("/data"):
+                self._on_ack(item.message)
+            if item.qos == 1:
+                mids.append(item.mid)
+            self.stats.acked += 1
+        self.client.ack_many(mids)
 
     def _later(self, item: _Inbound, why: object, retry: list[_Inbound]) -> None:
         item.attempts += 1

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from edge.gateway import make_client
+from edge.mqtt import make_client
 from ledger.note import Ed25519Signer
 from services.sensors.rules import TOPIC_ROOT, DeviceInfo, data_topic, load_limits, reading_text
 from services.sensors.service import roster_devices, roster_entry

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.broker import EmbeddedMosquitto
-from edge.gateway import Gateway, make_client
+from edge.gateway import Gateway
+from edge.mqtt import make_client
 from ledger.log import Log
 from ledger.note import Ed25519Signer
 from services.db import ledger_store, make_engine

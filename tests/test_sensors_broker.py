@@ -38,7 +38,7 @@ def test_acl_lets_a_device_write_only_its_own_topics() -> None:
 @pytest.mark.mqtt
 def test_mosquitto_refuses_a_device_publishing_as_another(tmp_path: Path) -> None:
     from edge.broker import EmbeddedMosquitto, mosquitto_binary
-    from edge.gateway import make_client
+    from edge.mqtt import make_client
 
     if mosquitto_binary() is None:
         pytest.skip("mosquitto is not installed")
