@@ -1,15 +1,20 @@
 """MQTT transport: broker URLs and the paho clients the gateway, the simulator and the benches use.
 
 The only module that imports paho. Clients are paho-mqtt 2.x, callback API v2, MQTT 5. `make_client`
-returns a `Client`: stock paho, except that it reads the socket through a buffer and acks in batches.
+returns a `Client`: stock paho, except that it reads through a buffer, writes what is queued in one send,
+and acks in batches.
 
 Stock paho reads every packet with a select() and three to five recv() calls (the fixed header a byte at
-a time), and writes every PUBACK with its own send() plus a byte to wake its network thread. At thousands
-of small messages a second these system calls are a third of a subscriber's CPU (`bench/edge.py` measures
-both clients). `Client` instead reads up to 64 KiB at a time and serves paho's small reads from that buffer,
+a time), and writes every packet with its own send() (on loopback TCP a send also pays for the receiver's
+side), plus a byte to wake its network thread when another thread queued it. At thousands of small
+messages a second these system calls are a third of a subscriber's CPU (`bench/edge.py` measures both
+clients). `Client` instead reads up to 64 KiB at a time and serves paho's small reads from that buffer,
 reporting what is left through `pending()`, the hook paho already polls for TLS sockets, so select() never
-waits while whole packets sit in the buffer; and `ack_many` queues the PUBACKs of a batch as one write.
-Everything else, sessions, flow control, reconnects, is paho's own.
+waits while whole packets sit in the buffer; joins the packets queued since its last write into one send;
+and `ack_many` queues the PUBACKs of a batch as one packet. Everything else, sessions, flow control,
+keep-alive, reconnects, is paho's own. The overrides touch paho's private `_create_socket`,
+`_packet_write` and `_out_packet`, the same in 2.1 and 2.2 (`paho-mqtt>=2.1,<2.3`);
+`tests/test_edge_mqtt.py` runs both clients side by side against a real broker.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ MQTTMessage = mqtt.MQTTMessage
 _READ_SIZE = 65536
 _READS_PER_LOOP = 256
 """Packets read from the buffer per network-loop pass before paho gets to write and keep alive."""
+_WRITE_SIZE = 65536
+"""Queued packets joined into one send, at most (about) this many bytes."""
+_PUBLISH = PacketTypes.PUBLISH << 4
+_DISCONNECT = PacketTypes.DISCONNECT << 4
 _PUBACK = struct.Struct("!BBH")
 _PUBACK_HEADER = 0x40
 """PUBACK, remaining length 2: packet id only, reason Success (MQTT 5 section 3.4.2.1)."""
@@ -136,6 +145,37 @@ class Client(mqtt.Client):
             reads += 1
         return rc
 
+    def _packet_write(self) -> MQTTErrorCode:
+        """Join the packets queued so far into one send (paho sends each on its own), then write."""
+        queued = self._out_packet
+        if len(queued) > 1:
+            taken: list[Any] = []
+            size = 0
+            while queued and size < _WRITE_SIZE:
+                packet = queued[0]
+                if not _plain(packet):
+                    break
+                taken.append(queued.popleft())
+                size += len(packet["packet"])
+            if len(taken) > 1:
+                joined = b"".join([p["packet"] for p in taken])
+                first = taken[0]
+                queued.appendleft(
+                    {
+                        "command": first["command"],
+                        "mid": first["mid"],
+                        "qos": first["qos"],
+                        "pos": 0,
+                        "to_process": len(joined),
+                        "packet": joined,
+                        "info": None,
+                    }
+                )
+            elif taken:
+                queued.appendleft(taken[0])
+        rc: MQTTErrorCode = super()._packet_write()
+        return rc
+
     def ack_many(self, mids: Iterable[int]) -> MQTTErrorCode:
         """Acknowledge QoS 1 messages (manual_ack) with one write of their PUBACKs."""
         packet = b"".join([_PUBACK.pack(_PUBACK_HEADER, 2, mid) for mid in mids])
@@ -145,6 +185,15 @@ class Client(mqtt.Client):
         # they are sent, and keeps no state for an outgoing PUBACK.
         rc: MQTTErrorCode = self._packet_queue(PacketTypes.PUBACK << 4, packet, 0, 0)
         return rc
+
+
+def _plain(packet: Any) -> bool:
+    """Whether paho does nothing after writing this queued packet but drop it (so it may be joined):
+    unstarted, and neither a QoS 0 PUBLISH (paho calls on_publish) nor a DISCONNECT (paho closes)."""
+    command = packet["command"] & 0xF0
+    if packet["pos"] or command == _DISCONNECT:
+        return False
+    return not (command == _PUBLISH and packet["qos"] == 0)
 
 
 def make_client(
