@@ -32,6 +32,7 @@ from typing import Any
 
 from edge.handlers import data_message, handle_data, handle_presence, prepare_data
 from edge.mqtt import MQTTMessage, PacketTypes, Properties, SubscribeOptions, make_client
+from ledger.note import release_gil_while_verifying
 from services.context import Context
 from services.heap import freeze_startup_heap
 from services.sensors.rules import SHARED_GROUP, TOPIC_ROOT, Accepted, Rejected
@@ -175,6 +176,10 @@ class Gateway:
             self._pool = None
         if self._pool is None and self._check_threads > 1:
             self._thread_pool = ThreadPoolExecutor(self._check_threads, thread_name_prefix="edge-check")
+        if self._pool is None and self._check_threads == 1:
+            # One thread verifies, in a process that has a CPU of its own at most: letting paho's thread
+            # and the recorder run during each verification buys nothing but a thread switch per message.
+            release_gil_while_verifying(False)
         self._threads = [
             threading.Thread(target=self._check_loop, name="edge-checker", daemon=True),
             threading.Thread(target=self._record_loop, name="edge-recorder", daemon=True),
@@ -540,7 +545,7 @@ def run_gateway(
         max_batch=settings.edge_max_batch,
         group=settings.edge_group,
         check_workers=default_check_workers(),
-        check_threads=default_check_threads(),
+        check_threads=settings.edge_check_threads or default_check_threads(),
     )
     if context is None:  # this process is the gateway's own
         freeze_startup_heap()

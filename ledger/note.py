@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ctypes
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import serialization
@@ -131,6 +132,42 @@ class Note:
         return self.text + "\n" + "".join(s.to_line() for s in self.signatures)
 
 
+def _verifier_holding_gil() -> Callable[[bytes, bytes, bytes], int] | None:
+    """libsodium's crypto_sign_verify_detached(sig, msg, len, public) called through ctypes.PyDLL, which
+    keeps the GIL; from the libsodium PyNaCl ships (already initialised by nacl.bindings). None where that
+    library does not export it: verification then always goes through PyNaCl."""
+    try:
+        from nacl import _sodium
+
+        function = ctypes.PyDLL(_sodium.__file__).crypto_sign_verify_detached
+    except (ImportError, OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulonglong, ctypes.c_char_p]
+    function.restype = ctypes.c_int
+
+    def verify(sig: bytes, msg: bytes, public: bytes) -> int:
+        result: int = function(sig, msg, len(msg), public)
+        return result
+
+    return verify
+
+
+_HOLDING_GIL = _verifier_holding_gil()
+_release_gil = True
+
+
+def release_gil_while_verifying(release: bool) -> bool:
+    """Process-wide: whether Ed25519 verification lets other Python threads run meanwhile (the default).
+
+    Verifying in several threads at once needs it. A process that verifies in one thread while its other
+    threads have no spare CPU to run on (one gateway per CPU) saves a thread switch per signature by
+    keeping the GIL. Returns whether verification now releases the GIL (always, where libsodium's symbol
+    is not reachable)."""
+    global _release_gil
+    _release_gil = release or _HOLDING_GIL is None
+    return _release_gil
+
+
 @dataclass(frozen=True, slots=True)
 class NoteVerifier:
     """A trusted key for one name: Ed25519 (type 0x01) or cosignature/v1 (type 0x04)."""
@@ -185,6 +222,8 @@ class NoteVerifier:
             return False
         # libsodium (strict RFC 8032: canonical S, no small-order keys or R) verifies in about two thirds
         # of OpenSSL's time; like OpenSSL's, the check releases the GIL.
+        if not _release_gil and _HOLDING_GIL is not None:
+            return _HOLDING_GIL(sig, msg, self._raw) == 0
         try:
             crypto_sign_open(sig + msg, self._raw)
         except BadSignature:

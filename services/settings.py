@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     edge_receive_maximum: int = Field(default=2000, ge=1, le=65535)
     """Unacknowledged QoS 1 messages the broker may have in flight to this gateway."""
     edge_max_batch: int = Field(default=512, ge=1)
+    edge_check_threads: int | None = Field(default=None, ge=1, le=64)
+    """Threads verifying signatures in one gateway; default one per CPU, at most 4. Gateways sharing a host
+    should share its CPUs out (2 gateways on 2 CPUs: 1 each)."""
     sign_in_account_failures: int = Field(default=5, ge=1)
     """Failed mobile sign-ins allowed per account (or unknown login) per window; then 429 until it ends."""
     sign_in_network_failures: int = Field(default=100, ge=1)

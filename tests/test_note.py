@@ -24,6 +24,7 @@ from ledger.note import (
     open_note,
     parse_checkpoint,
     parse_note,
+    release_gil_while_verifying,
 )
 
 STANDARDS = Path(__file__).resolve().parents[1].parent / "shared" / "standards"
@@ -146,6 +147,28 @@ def test_signer_signs_rfc8032_vectors_as_openssl_does(
     assert signer.public_key().hex() == public
     assert signer.sign(msg).hex() == signature
     assert signer.sign(msg) == signer.private_key.sign(msg)  # libsodium and OpenSSL sign alike
+
+
+def test_verification_holding_the_gil_decides_as_pynacl_does() -> None:
+    signer = Ed25519Signer.generate("herbs.example/device")
+    v = signer.verifier()
+    text = b'{"v":1}\n'
+    good = signer.sign(text)
+    cases = [
+        (text, good),
+        (text + b"x", good),
+        (text, good[:-1] + bytes([good[-1] ^ 1])),
+        (text, good[:63]),
+        (text, Ed25519Signer.generate("herbs.example/device").sign(text)),
+    ]
+    released = [v.verify(msg, sig) for msg, sig in cases]
+    try:
+        # libsodium's symbol is reachable in the PyNaCl we ship; the gateway's throughput relies on it.
+        assert release_gil_while_verifying(False) is False
+        held = [v.verify(msg, sig) for msg, sig in cases]
+    finally:
+        assert release_gil_while_verifying(True) is True
+    assert released == held == [True, False, False, False, False]
 
 
 def test_sign_note_requires_valid_text() -> None:
