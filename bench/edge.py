@@ -13,9 +13,9 @@ thread, checker thread verifying signatures, recorder thread writing one transac
 SQLite file (WAL, synchronous=FULL).
 
 1. sustained: the publishers pace themselves at each --rate (messages/s, all publishers together) for
-   --seconds, signing and publishing the readings due each millisecond back to back; we report the rate that became durable, and publish-to-durable latency (device time in the
-   note -> just before the PUBACK, every message) p50/p99. An offered rate above capacity shows as growing
-   latency.
+   --seconds, signing and publishing the readings due each millisecond back to back; we report the rate
+   that became durable, and publish-to-durable latency (device time in the note -> just before the
+   PUBACK, every message) p50/p99. An offered rate above capacity shows as growing latency.
 2. backlog: with the gateways away, --backlog messages are queued in their persistent sessions; then the
    gateways start and we time the drain (first ack to last ack, over all gateways).
 3. bare: the same backlog drained by a bare paho subscriber that only parses each message (signed note
