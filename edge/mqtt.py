@@ -128,7 +128,8 @@ class _BufferedSocket:
 
 
 class Client(mqtt.Client):
-    """paho's client with buffered reads (`_BufferedSocket`) and batched PUBACKs (`ack_many`)."""
+    """paho's client with buffered reads (`_BufferedSocket`), joined writes (`_packet_write`) and batched
+    PUBACKs (`ack_many`)."""
 
     def _create_socket(self) -> Any:
         return _BufferedSocket(super()._create_socket())

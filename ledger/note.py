@@ -221,7 +221,7 @@ class NoteVerifier:
         elif len(sig) != _ED25519_SIG_SIZE:
             return False
         # libsodium (strict RFC 8032: canonical S, no small-order keys or R) verifies in about two thirds
-        # of OpenSSL's time; like OpenSSL's, the check releases the GIL.
+        # of OpenSSL's time; through PyNaCl the check releases the GIL, through `_HOLDING_GIL` it keeps it.
         if not _release_gil and _HOLDING_GIL is not None:
             return _HOLDING_GIL(sig, msg, self._raw) == 0
         try:
