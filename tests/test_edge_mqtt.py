@@ -1,4 +1,5 @@
-"""The MQTT transport (`edge.mqtt`): buffered reads and batched PUBACKs, alone and against a real broker."""
+"""The MQTT transport (`edge.mqtt`): buffered reads, joined writes and batched PUBACKs, alone and against a
+real broker."""
 
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ def test_client_receives_what_stock_paho_receives_and_its_batched_acks_stick(
     pub.max_inflight_messages_set(200)
     pub.connect(address.host, address.port, properties=props)
     pub.loop_start()
-    # Many small packets (several per read), and some larger than the 64 KiB read.
+    # Many small packets (several per read, and per write from the publisher, also our client), and some
+    # larger than the 64 KiB read.
     payloads = [f"m{i:05d}".encode() * (1 + (i % 7)) for i in range(3000)]
     for i in (10, 1500, 2999):
         payloads[i] = bytes([i % 251]) * 150_000
