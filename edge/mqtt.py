@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "PacketTypes",
     "Properties",
     "SubscribeOptions",
+    "disconnect_with_will",
     "make_client",
     "parse_mqtt_url",
 ]
@@ -186,6 +188,13 @@ class Client(mqtt.Client):
         # they are sent, and keeps no state for an outgoing PUBACK.
         rc: MQTTErrorCode = self._packet_queue(PacketTypes.PUBACK << 4, packet, 0, 0)
         return rc
+
+
+def disconnect_with_will(client: mqtt.Client) -> MQTTErrorCode:
+    """End the connection with reason 0x04 (MQTT 5): the broker publishes the client's will, as it would
+    had the connection been lost."""
+    rc: MQTTErrorCode = client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=0x04))
+    return rc
 
 
 def _plain(packet: Any) -> bool:

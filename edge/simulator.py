@@ -7,8 +7,11 @@ Readings are published at QoS 1; while the broker is away they are buffered and 
 `hist: true`. Every start is a new boot, so (device, boot, seq) never repeats. The roster of device public
 keys is written for the gateway (`DAODI_EDGE_ROSTER`); in production devices come from the registry.
 
-The simulator uses one MQTT connection for all its devices (a `simulator` broker account allowed to publish
-under every device's topic); real devices each have their own account and ACL.
+Readings of all devices go over one MQTT connection (a `simulator` broker account allowed to publish under
+every device's topic; real devices each have their own account and ACL). Each device also holds a presence
+connection of its own: it publishes the device's retained birth on connecting, and its last will is the
+device's retained death, so the broker announces the death of every device whether the simulator stops
+(disconnecting with reason 0x04, "with will") or dies.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from edge.mqtt import make_client
+from edge.mqtt import disconnect_with_will, make_client
 from ledger.note import Ed25519Signer
 from services.sensors.rules import TOPIC_ROOT, DeviceInfo, data_topic, load_limits, reading_text
 from services.sensors.service import roster_devices, roster_entry
@@ -178,6 +181,41 @@ def write_roster(path: Path, devices: list[SimDevice]) -> None:
     os.replace(tmp, path)
 
 
+class _Presence:
+    """One device's presence connection: retained birth on every connect, retained death as its will."""
+
+    def __init__(self, url: str, device: SimDevice, client_id: str) -> None:
+        info = device.info
+        self.device = device
+        root = f"{TOPIC_ROOT}/{info.org}/{info.device}"
+        self.birth_topic = f"{root}/birth"
+        self.birth = json.dumps(
+            {"boot": device.boot, "firmware": "daodi-sim/1", "clock": "ntp", "calibration": "factory"}
+        ).encode()
+        self.born = threading.Event()
+        self.client, self._address, self._props = make_client(url, client_id[:64])
+        self.client.will_set(f"{root}/death", json.dumps({"boot": device.boot}).encode(), qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+
+    def _on_connect(self, client: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not reason.is_failure:
+            client.publish(self.birth_topic, self.birth, qos=1, retain=True)
+            self.born.set()
+
+    def start(self) -> None:
+        self.client.connect_async(
+            self._address.host, self._address.port, keepalive=30, clean_start=True, properties=self._props
+        )
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        if self.client.is_connected():
+            disconnect_with_will(self.client)
+        else:
+            self.client.disconnect()
+        self.client.loop_stop()
+
+
 class Simulator:
     """Publishes readings of `devices` at `rate` messages/s in total over one MQTT connection."""
 
@@ -202,7 +240,7 @@ class Simulator:
         self._outstanding: dict[int, tuple[str, bytes]] = {}
         self._returns: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self._again: deque[tuple[str, bytes]] = deque()
-        self._presence_mids: set[int] = set()
+        self._presences = [_Presence(url, d, f"{client_id}-{d.info.device}") for d in devices]
         self._stop = threading.Event()
         self._connected = threading.Event()
         self.client, self._address, props = make_client(url, client_id, session_expiry=86400)
@@ -215,21 +253,7 @@ class Simulator:
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if not reason.is_failure:
-            self._presence("birth")
             self._connected.set()
-
-    def _presence(self, kind: str) -> list[Any]:
-        """Publish every device's retained birth (boot, firmware, clock state) or death message."""
-        sent_all = []
-        for device in self.devices:
-            info: dict[str, Any] = {"boot": device.boot}
-            if kind == "birth":
-                info |= {"firmware": "daodi-sim/1", "clock": "ntp", "calibration": "factory"}
-            topic = f"{TOPIC_ROOT}/{device.info.org}/{device.info.device}/{kind}"
-            sent = self.client.publish(topic, json.dumps(info).encode(), qos=1, retain=True)
-            self._presence_mids.add(sent.mid)
-            sent_all.append(sent)
-        return sent_all
 
     def _on_disconnect(self, *_: Any) -> None:
         self._connected.clear()
@@ -250,9 +274,6 @@ class Simulator:
                 mid, code = self._returns.get_nowait()
             except queue.Empty:
                 return
-            if mid in self._presence_mids:
-                self._presence_mids.discard(mid)
-                continue
             sent = self._outstanding.pop(mid, None)
             if code == NO_MATCHING_SUBSCRIBERS and sent is not None:
                 self.refused += 1
@@ -278,6 +299,8 @@ class Simulator:
         return False
 
     def start(self) -> Simulator:
+        for presence in self._presences:
+            presence.start()
         self.client.connect_async(
             self._address.host, self._address.port, keepalive=30, clean_start=False, properties=self._props
         )
@@ -285,16 +308,12 @@ class Simulator:
         return self
 
     def stop(self) -> None:
+        """Disconnect the readings, then the presence connections: the broker publishes each death."""
         self._stop.set()
-        if self._connected.is_set():
-            # Deaths are the last word: let the broker take them before the connection goes.
-            for sent in self._presence("death"):
-                try:
-                    sent.wait_for_publish(timeout=5)
-                except (RuntimeError, ValueError):
-                    break
         self.client.disconnect()
         self.client.loop_stop()
+        for presence in self._presences:
+            presence.stop()
 
     def tick(self) -> None:
         """Take one reading from the next device; publish it, or buffer it while the broker is away."""

@@ -189,3 +189,17 @@ def forget_session(url: str, client_id: str) -> None:
     client.loop_start()
     client.disconnect()
     client.loop_stop()
+
+
+def clear_retained(url: str, client_id: str, topics: list[str]) -> None:
+    """Delete the retained messages of `topics` (an empty retained message replaces them)."""
+    client, address, props = make_client(url, client_id)
+    client.connect(address.host, address.port, properties=props)
+    client.loop_start()
+    try:
+        sent = [client.publish(topic, b"", qos=1, retain=True) for topic in topics]
+        for info in sent:
+            info.wait_for_publish(timeout=10)
+    finally:
+        client.disconnect()
+        client.loop_stop()

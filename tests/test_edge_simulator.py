@@ -6,12 +6,14 @@ import base64
 import json
 import random
 import sqlite3
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from edge_support import MqttBroker, count_rows, running_gateway, sensor_entries, wait_for
+from edge_support import MqttBroker, clear_retained, count_rows, running_gateway, sensor_entries, wait_for
 
 from edge.simulator import Simulator, load_devices, write_roster
 from ledger.entry import parse_entry, verify_chains
@@ -110,3 +112,50 @@ def test_broker_restart_midstream_loses_nothing_and_the_simulator_backfills(
             reading_keys.append((obj["device"], obj["boot"], obj["seq"]))
     assert len(reading_keys) == len(set(reading_keys)) == total
     assert verify_chains(sensor_entries(db)) == len(entries)
+
+
+@pytest.mark.mqtt
+def test_a_killed_simulator_s_devices_die_by_their_last_will(
+    mqtt_broker: MqttBroker, mqtt_ids: str, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    devices = load_devices(keys, 3, boot=7)
+    presence = [
+        f"daodi/v1/{d.info.org}/{d.info.device}/{kind}" for d in devices for kind in ("birth", "death")
+    ]
+    # The demo's device ids: a shared broker may hold their retained presence from another run.
+    clear_retained(mqtt_broker.url("simulator"), f"clear-{mqtt_ids}", presence)
+    db = tmp_path / "edge.db"
+    url, client_id = mqtt_broker.url("simulator"), f"sim-{mqtt_ids}"
+    script = (
+        "from pathlib import Path\n"
+        "from edge.simulator import Simulator, load_devices\n"
+        f"devices = load_devices(Path({str(keys)!r}), 3, boot=7)\n"
+        f"Simulator({url!r}, devices, 5, client_id={client_id!r}).start().run()\n"
+    )
+    online = "SELECT count(*) FROM sensor_device_sessions WHERE boot = 7 AND death_ms IS NULL"
+    dead = "SELECT count(*) FROM sensor_device_sessions WHERE boot = 7 AND death_ms >= birth_ms"
+    with running_gateway(
+        db,
+        mqtt_broker.url("gateway"),
+        f"gw-{mqtt_ids}",
+        f"g{mqtt_ids}",
+        MemoryDirectory(d.info for d in devices),
+    ) as gateway:
+        wait_for(gateway.subscribed.is_set, 10, "gateway subscription")
+        proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1])
+        try:
+            wait_for(lambda: count_rows(db, online) == len(devices), 30, "every device's birth")
+            wait_for(lambda: gateway.stats.chained > 0, 30, "readings")
+        finally:
+            proc.kill()  # SIGKILL: no DISCONNECT, no code of ours runs
+            proc.wait(10)
+        # The broker sees the connections drop and publishes each device's will: its retained death.
+        wait_for(lambda: count_rows(db, dead) == len(devices), 30, "every device's death by its will")
+    conn = sqlite3.connect(db)
+    try:
+        deaths = conn.execute("SELECT death FROM sensor_device_sessions ORDER BY device").fetchall()
+    finally:
+        conn.close()
+    clear_retained(mqtt_broker.url("simulator"), f"clear-{mqtt_ids}", presence)
+    assert [json.loads(d) for (d,) in deaths] == [{"boot": 7}] * len(devices)
