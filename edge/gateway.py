@@ -309,7 +309,7 @@ class Gateway:
                 presence = handle_presence(self.ingest, item.message)
                 if presence is None:
                     # Not a known device's birth/death: nothing to keep (presence is state, not history).
-                    self._ack(item)
+                    self._ack_all([item])
                     continue
                 item.presence = presence
                 batch.items.append(item)
@@ -473,9 +473,6 @@ class Gateway:
             self.stats.presence += 1
             self.presence[item.presence.device] = {"kind": item.presence.kind, **item.presence.info}
         self._ack_all(items)
-
-    def _ack(self, item: _Inbound) -> None:
-        self._ack_all([item])
 
     def _ack_all(self, items: list[_Inbound]) -> None:
         """PUBACK what this connection received (one write); a stale connection's messages come again."""

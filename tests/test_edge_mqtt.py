@@ -3,6 +3,7 @@ real broker."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -51,11 +52,13 @@ def test_buffered_socket_returns_a_large_packet_in_pieces(
     data = bytes(range(256)) * 1024  # 256 KiB: more than one refill
     threading.Thread(target=peer.sendall, args=(data,), daemon=True).start()
     got = bytearray()
-    while len(got) < len(data):
-        try:
-            got += buffered.recv(len(data) - len(got))
-        except BlockingIOError:
-            threading.Event().wait(0.001)
+
+    def read_some() -> bool:
+        with contextlib.suppress(BlockingIOError):
+            got.extend(buffered.recv(len(data) - len(got)))
+        return len(got) >= len(data)
+
+    wait_for(read_some, 10, "the whole packet")
     assert got == data
     assert buffered.pending() == 0
 
